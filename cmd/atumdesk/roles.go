@@ -1,0 +1,249 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"gorm.io/gorm"
+
+	"github.com/atumdesk/atumdesk/httpapi"
+	"github.com/atumdesk/atumdesk/internal/auth"
+	"github.com/atumdesk/atumdesk/internal/config"
+	"github.com/atumdesk/atumdesk/internal/database"
+	"github.com/atumdesk/atumdesk/internal/lifecycle"
+	"github.com/atumdesk/atumdesk/internal/metrics"
+	"github.com/atumdesk/atumdesk/internal/session"
+	"github.com/atumdesk/atumdesk/migrations"
+	"github.com/atumdesk/atumdesk/pipeline"
+)
+
+// env is the shared infrastructure of a process: connections opened once
+// and handed explicitly to each role.
+type env struct {
+	cfg          *config.Config
+	log          *slog.Logger
+	db           *gorm.DB
+	sqlDB        *sql.DB
+	rdb          *redis.Client
+	metrics      *metrics.Registry
+	brokers      []string
+	broker       *pipeline.Broker // the embedded broker, when this process runs it
+	kafkaMetrics *pipeline.Metrics
+	closers      []func()
+}
+
+func (e *env) close() {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+}
+
+// openEnv connects to PostgreSQL and Redis and, with embedKafka and no
+// KAFKA_BROKERS, starts the in-process Kafka-protocol broker.
+func openEnv(ctx context.Context, cfg *config.Config, log *slog.Logger, embedKafka bool) (*env, error) {
+	e := &env{cfg: cfg, log: log, metrics: metrics.New(), brokers: cfg.KafkaBrokers}
+	var err error
+	e.db, e.sqlDB, err = database.Open(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConn)
+	if err != nil {
+		return nil, err
+	}
+	e.closers = append(e.closers, func() { _ = e.sqlDB.Close() })
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		e.close()
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	e.rdb = redis.NewClient(opts)
+	e.closers = append(e.closers, func() { _ = e.rdb.Close() })
+	if cfg.EmbeddedKafka() {
+		if !embedKafka {
+			e.close()
+			return nil, errors.New("ATUMDESK_KAFKA_BROKERS is empty: only `atumdesk all` runs the embedded broker; point this role at it (e.g. 127.0.0.1:19092)")
+		}
+		e.broker, err = pipeline.StartBroker(ctx, pipeline.BrokerConfig{DataDir: cfg.KafkaDataDir, Addr: cfg.KafkaEmbedAddr, Logger: log})
+		if err != nil {
+			e.close()
+			return nil, fmt.Errorf("embedded kafka: %w", err)
+		}
+		e.brokers = e.broker.Addrs()
+		e.closers = append(e.closers, e.broker.Close)
+		log.Info("embedded Kafka-protocol broker started", "addrs", e.brokers, "data_dir", cfg.KafkaDataDir)
+	}
+	return e, nil
+}
+
+// producer returns the process's one Kafka producer (closed with env).
+func (e *env) producer() (*pipeline.Producer, error) {
+	if e.kafkaMetrics == nil {
+		m, err := pipeline.NewMetrics(e.metrics.Reg)
+		if err != nil {
+			return nil, err
+		}
+		e.kafkaMetrics = m
+	}
+	p := pipeline.NewProducer(e.brokers, pipeline.WithMetrics(e.kafkaMetrics), pipeline.WithLogger(e.log))
+	e.closers = append(e.closers, func() { _ = p.Close() })
+	return p, nil
+}
+
+// migrateOrRefuse applies pending migrations when apply is set; otherwise a
+// pending migration stops start-up with a clear message.
+func (e *env) migrateOrRefuse(ctx context.Context, apply bool) error {
+	if apply {
+		if err := migrations.Up(ctx, e.sqlDB); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		return nil
+	}
+	n, err := migrations.Pending(ctx, e.sqlDB)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("the database has %d pending migration(s): run `atumdesk migrate up` or start with -migrate", n)
+	}
+	return nil
+}
+
+// jwtSecret is ATUMDESK_JWT_SECRET or, when unset, a random secret kept in
+// Redis (set once, shared by every process of the deployment).
+func (e *env) jwtSecret(ctx context.Context) ([]byte, error) {
+	if e.cfg.JWTSecret != "" {
+		return []byte(e.cfg.JWTSecret), nil
+	}
+	b := make([]byte, 48)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	const key = "atumdesk:jwt_secret"
+	if err := e.rdb.SetNX(ctx, key, base64.StdEncoding.EncodeToString(b), 0).Err(); err != nil {
+		return nil, fmt.Errorf("redis: store jwt secret: %w", err)
+	}
+	s, err := e.rdb.Get(ctx, key).Result()
+	if err != nil {
+		return nil, fmt.Errorf("redis: read jwt secret: %w", err)
+	}
+	return base64.StdEncoding.DecodeString(s)
+}
+
+// readyChecks are what /readyz probes.
+func (e *env) readyChecks(producer *pipeline.Producer) []httpapi.ReadyCheck {
+	return []httpapi.ReadyCheck{
+		{Name: "postgres", Check: func(ctx context.Context) error { return database.Ping(ctx, e.sqlDB) }},
+		{Name: "migrations", Check: func(ctx context.Context) error {
+			n, err := migrations.Pending(ctx, e.sqlDB)
+			if err == nil && n > 0 {
+				err = fmt.Errorf("%d pending", n)
+			}
+			return err
+		}},
+		{Name: "redis", Check: func(ctx context.Context) error { return e.rdb.Ping(ctx).Err() }},
+		{Name: "kafka", Check: producer.Ping},
+	}
+}
+
+// addAPI adds the HTTP server to g.
+func (e *env) addAPI(ctx context.Context, g *lifecycle.Group, producer *pipeline.Producer) error {
+	secret, err := e.jwtSecret(ctx)
+	if err != nil {
+		return err
+	}
+	tokens, err := auth.NewTokens(secret, e.cfg.AccessTokenTTL)
+	if err != nil {
+		return err
+	}
+	sessions := session.New(e.db, e.rdb, tokens, session.Config{
+		RefreshTTL: e.cfg.RefreshTokenTTL, MaxFailures: e.cfg.LoginMaxFails, Window: e.cfg.LoginWindow,
+	})
+	srv := httpapi.New(httpapi.Deps{
+		Config: httpapi.Config{CookieSecure: e.cfg.CookieSecure, TrustedProxies: e.cfg.TrustedProxyPrefixes},
+		Log:    e.log, DB: e.db, Redis: e.rdb, Tokens: tokens, Sessions: sessions, Metrics: e.metrics,
+		Ready: e.readyChecks(producer),
+	})
+	hs := &http.Server{
+		Addr:              e.cfg.HTTPAddr,
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       60 * time.Second, // uploads; SSE clears its own deadlines per write
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
+	}
+	g.Add("http", func(ctx context.Context) error { return serveHTTP(ctx, hs, e.cfg.ShutdownTimeout, e.log) })
+	return nil
+}
+
+// serveHTTP serves until ctx is done, then stops accepting and lets
+// in-flight requests finish within timeout.
+func serveHTTP(ctx context.Context, hs *http.Server, timeout time.Duration, log *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	log.Info("http listening", "addr", hs.Addr)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+func runAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, args []string) error {
+	fs := newFlagSet("api")
+	migrate := fs.Bool("migrate", false, "apply pending migrations before serving")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	e, err := openEnv(ctx, cfg, log, false)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.migrateOrRefuse(ctx, *migrate); err != nil {
+		return err
+	}
+	producer, err := e.producer()
+	if err != nil {
+		return err
+	}
+	g := lifecycle.New(log, cfg.ShutdownTimeout)
+	if err := e.addAPI(ctx, g, producer); err != nil {
+		return err
+	}
+	return g.Run(ctx)
+}
+
+func runAll(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	e, err := openEnv(ctx, cfg, log, true)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.migrateOrRefuse(ctx, true); err != nil {
+		return err
+	}
+	if err := pipeline.EnsureTopics(ctx, e.brokers, pipeline.DefaultTopics(cfg.KafkaReplication)); err != nil {
+		return err
+	}
+	producer, err := e.producer()
+	if err != nil {
+		return err
+	}
+	g := lifecycle.New(log, cfg.ShutdownTimeout)
+	if err := e.addAPI(ctx, g, producer); err != nil {
+		return err
+	}
+	return g.Run(ctx)
+}

@@ -1,0 +1,149 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/google/uuid"
+	"gorm.io/gorm"
+
+	"github.com/atumdesk/atumdesk/internal/apperr"
+	"github.com/atumdesk/atumdesk/internal/auth"
+	"github.com/atumdesk/atumdesk/internal/database"
+	"github.com/atumdesk/atumdesk/models"
+)
+
+// Principal is the authenticated caller, re-read from the database on each
+// request so that deactivation and role changes take effect at once.
+type Principal struct {
+	UserID uuid.UUID
+	OrgID  uuid.UUID
+	Role   models.Role
+	Email  string
+}
+
+// IsStaff reports whether the caller works tickets.
+func (p *Principal) IsStaff() bool { return p.Role.IsStaff() }
+
+func principalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(ctxPrincipal).(*Principal)
+	return p
+}
+
+// mustPrincipal is for handlers behind authenticate.
+func mustPrincipal(r *http.Request) *Principal {
+	p := principalFrom(r.Context())
+	if p == nil {
+		panic("httpapi: handler without authenticate middleware")
+	}
+	return p
+}
+
+var errUnauthenticated = apperr.New(apperr.Unauthorized, "Authentication required: send a valid bearer access token.")
+
+// authenticate resolves the bearer access token to a Principal.
+func (s *Server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw := bearerToken(r)
+		if raw == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="atumdesk"`)
+			s.writeError(w, r, errUnauthenticated)
+			return
+		}
+		claims, err := s.tokens.Verify(raw)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="atumdesk", error="invalid_token"`)
+			s.writeError(w, r, apperr.Wrap(apperr.Unauthorized, "The access token is invalid or expired.", err))
+			return
+		}
+		p, err := s.loadPrincipal(r.Context(), claims.Subject)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		ctx := context.WithValue(r.Context(), ctxPrincipal, p)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func bearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
+
+func (s *Server) loadPrincipal(ctx context.Context, subject string) (*Principal, error) {
+	var row struct {
+		ID         uuid.UUID
+		OrgID      uuid.UUID
+		Role       models.Role
+		Email      string
+		AllowedIPs string
+	}
+	err := s.db.WithContext(ctx).Raw(`
+		SELECT u.id, u.org_id, u.role, u.email, coalesce(array_to_json(o.allowed_ips)::text, '[]') AS allowed_ips
+		FROM users u JOIN organizations o ON o.id = u.org_id
+		WHERE u.id = ? AND u.is_active AND o.is_active`, subject).Scan(&row).Error
+	if err != nil {
+		return nil, database.Classify(err)
+	}
+	if row.ID == uuid.Nil {
+		return nil, apperr.New(apperr.Unauthorized, "The account is disabled or no longer exists.")
+	}
+	if !ipAllowed(row.AllowedIPs, clientIPFrom(ctx)) {
+		return nil, apperr.New(apperr.Forbidden, "Your network address is not allowed for this organisation.")
+	}
+	return &Principal{UserID: row.ID, OrgID: row.OrgID, Role: row.Role, Email: row.Email}, nil
+}
+
+// ipAllowed checks the organisation's allow-list (a JSON array of CIDRs);
+// an empty list allows every address.
+func ipAllowed(listJSON string, ip string) bool {
+	var list []string
+	_ = json.Unmarshal([]byte(listJSON), &list)
+	if len(list) == 0 {
+		return true
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	for _, c := range list {
+		if p, err := netip.ParsePrefix(c); err == nil && p.Contains(a) {
+			return true
+		}
+		if b, err := netip.ParseAddr(c); err == nil && b == a {
+			return true
+		}
+	}
+	return false
+}
+
+// require rejects callers whose role lacks perm.
+func (s *Server) require(perm auth.Permission) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p := principalFrom(r.Context())
+			if p == nil || !auth.Can(p.Role, perm) {
+				s.writeError(w, r, apperr.New(apperr.Forbidden, "Your role may not do this."))
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// notFoundIfMissing maps gorm's not-found to the API's 404 and classifies
+// other database errors.
+func notFoundIfMissing(err error, what string) error {
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return apperr.New(apperr.NotFound, what+" not found.")
+	}
+	return database.Classify(err)
+}

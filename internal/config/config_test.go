@@ -1,0 +1,50 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(map[string]string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != "127.0.0.1:8080" || !c.EmbeddedKafka() || c.AccessTokenTTL != 15*time.Minute || c.LoginMaxFails != 5 {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+}
+
+func TestBadValuesNameTheVariable(t *testing.T) {
+	cases := map[string]string{
+		"ATUMDESK_HTTP_ADDR":          "8080",
+		"ATUMDESK_DATABASE_URL":       "mysql://x",
+		"ATUMDESK_LOG_LEVEL":          "loud",
+		"ATUMDESK_JWT_SECRET":         "short",
+		"ATUMDESK_KAFKA_BROKERS":      "kafka-without-port",
+		"ATUMDESK_ACCESS_TOKEN_TTL":   "1s",
+		"ATUMDESK_TRUSTED_PROXIES":    "10.0.0.0/99",
+		"ATUMDESK_DATABASE_MAX_CONNS": "many",
+	}
+	for name, val := range cases {
+		_, err := Load(map[string]string{name: val})
+		if err == nil {
+			t.Errorf("%s=%q accepted", name, val)
+			continue
+		}
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: error %q does not name the variable", name, val, err)
+		}
+	}
+}
+
+func TestTrustedProxiesParsed(t *testing.T) {
+	c, err := Load(map[string]string{"ATUMDESK_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1,::1", "ATUMDESK_KAFKA_BROKERS": "a:9092,b:9092"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.TrustedProxyPrefixes) != 3 || c.EmbeddedKafka() {
+		t.Fatalf("%+v", c)
+	}
+}

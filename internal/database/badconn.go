@@ -1,0 +1,5 @@
+package database
+
+import "database/sql/driver"
+
+var driverBadConn = driver.ErrBadConn
