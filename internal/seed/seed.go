@@ -5,10 +5,10 @@ package seed
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
