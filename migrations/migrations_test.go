@@ -14,15 +14,17 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gorm.io/gorm"
 
+	"github.com/atumdesk/atumdesk/internal/database"
+	"github.com/atumdesk/atumdesk/internal/testenv"
 	"github.com/atumdesk/atumdesk/migrations"
-	"github.com/atumdesk/atumdesk/migrations/migrationstest"
 )
 
 func TestMigrations(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	db, _ := migrationstest.EmptyDB(t)
+	_, db := openURL(t, testenv.EmptyDatabase(t))
 
 	files := sqlFiles(t)
 	n, err := migrations.Pending(ctx, db)
@@ -174,4 +176,14 @@ func requirePgError(t *testing.T, err error, code, contains string) {
 	if contains != "" {
 		require.Contains(t, pgErr.Message+" "+pgErr.ConstraintName, contains)
 	}
+}
+
+func openURL(t *testing.T, url string) (*gorm.DB, *sql.DB) {
+	t.Helper()
+	gdb, db, err := database.Open(context.Background(), url, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return gdb, db
 }
