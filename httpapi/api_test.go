@@ -15,29 +15,53 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
 	"github.com/atumdesk/atumdesk/httpapi"
+	"github.com/atumdesk/atumdesk/ingest"
 	"github.com/atumdesk/atumdesk/internal/auth"
 	"github.com/atumdesk/atumdesk/internal/metrics"
 	"github.com/atumdesk/atumdesk/internal/seed"
 	"github.com/atumdesk/atumdesk/internal/session"
 	"github.com/atumdesk/atumdesk/internal/testenv"
 	"github.com/atumdesk/atumdesk/models"
+	"github.com/atumdesk/atumdesk/pipeline"
 )
 
 const demoPassword = "correct horse battery staple"
 
 // stack is one API over its own database and Redis index.
 type stack struct {
-	t      *testing.T
-	srv    *httptest.Server
-	api    *httpapi.Server
-	db     *gorm.DB
-	orgs   map[string]uuid.UUID // slug -> id
-	tokens map[string]string    // e-mail -> access token
+	t       *testing.T
+	srv     *httptest.Server
+	api     *httpapi.Server
+	db      *gorm.DB
+	rdb     *redis.Client
+	broker  *pipeline.Broker
+	brokers []string
+	orgs    map[string]uuid.UUID // slug -> id
+	tokens  map[string]string    // e-mail -> access token
 }
+
+// testBroker starts the Kafka-protocol broker on a free loopback port with
+// the pipeline's topics and returns a producer for it.
+func testBroker(t *testing.T) (*pipeline.Broker, *pipeline.Producer) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := pipeline.StartBroker(ctx, pipeline.BrokerConfig{DataDir: t.TempDir(), Addr: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	require.NoError(t, pipeline.EnsureTopics(ctx, b.Addrs(), pipeline.DefaultTopics(1)))
+	p := pipeline.NewProducer(b.Addrs(), pipeline.WithMaxAttempts(2), pipeline.WithTimeout(2*time.Second))
+	t.Cleanup(func() { _ = p.Close() })
+	return b, p
+}
+
+// stopBroker takes Kafka away (as an outage would).
+func (s *stack) stopBroker() { s.broker.Close() }
 
 func newStack(t *testing.T) *stack {
 	t.Helper()
@@ -47,7 +71,9 @@ func newStack(t *testing.T) *stack {
 	require.NoError(t, err)
 	tokens, err := auth.NewTokens([]byte(strings.Repeat("k", 32)), 15*time.Minute)
 	require.NoError(t, err)
+	broker, producer := testBroker(t)
 	api := httpapi.New(httpapi.Deps{
+		Intake:   ingest.New(db, rdb, producer, slog.New(slog.NewTextHandler(io.Discard, nil))),
 		Config:   httpapi.Config{CookieSecure: true},
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		DB:       db,
@@ -58,7 +84,8 @@ func newStack(t *testing.T) *stack {
 	})
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	s := &stack{t: t, srv: srv, api: api, db: db, orgs: map[string]uuid.UUID{}, tokens: map[string]string{}}
+	s := &stack{t: t, srv: srv, api: api, db: db, rdb: rdb, broker: broker, brokers: broker.Addrs(),
+		orgs: map[string]uuid.UUID{}, tokens: map[string]string{}}
 	for _, slug := range []string{"acme", "globex"} {
 		var id uuid.UUID
 		require.NoError(t, db.Raw("SELECT id FROM organizations WHERE slug = ?", slug).Row().Scan(&id))
@@ -280,6 +307,7 @@ func TestMassAssignmentAndGrants(t *testing.T) {
 var matrixBodies = map[string]any{
 	"POST /api/v1/auth/password/change":   map[string]string{"current_password": "wrong-but-well-formed", "new_password": "another long password"},
 	"GET /api/v1/me":                      nil,
+	"POST /api/v1/tickets":                map[string]string{"subject": "Printer on fire", "description": "It is burning."},
 	"PUT /api/v1/me":                      map[string]string{"name": "Renamed"},
 	"GET /api/v1/organizations":           nil,
 	"GET /api/v1/organizations/{orgID}":   nil,

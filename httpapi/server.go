@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
+	"github.com/atumdesk/atumdesk/ingest"
 	"github.com/atumdesk/atumdesk/internal/auth"
 	"github.com/atumdesk/atumdesk/internal/metrics"
 	"github.com/atumdesk/atumdesk/internal/session"
@@ -45,6 +46,7 @@ type Deps struct {
 	Sessions *session.Service
 	Metrics  *metrics.Registry
 	Ready    []ReadyCheck
+	Intake   *ingest.Service
 }
 
 // Server holds the handlers' dependencies.
@@ -57,12 +59,14 @@ type Server struct {
 	sessions *session.Service
 	metrics  *metrics.Registry
 	ready    []ReadyCheck
+	intake   *ingest.Service
+	csrf     *http.CrossOriginProtection
 }
 
 // New returns a server; call Handler for the http.Handler.
 func New(d Deps) *Server {
 	return &Server{cfg: d.Config, log: d.Log, db: d.DB, rdb: d.Redis, tokens: d.Tokens, sessions: d.Sessions,
-		metrics: d.Metrics, ready: d.Ready}
+		metrics: d.Metrics, ready: d.Ready, intake: d.Intake, csrf: http.NewCrossOriginProtection()}
 }
 
 // Route is one row of the route table: who may call what.
@@ -87,6 +91,10 @@ func (s *Server) Routes() []Route {
 		{"POST", "/api/v1/auth/password/change", auth.Authenticated, s.handlePasswordChange},
 		{"GET", "/api/v1/me", auth.Authenticated, s.handleGetMe},
 		{"PUT", "/api/v1/me", auth.Authenticated, s.handlePutMe},
+
+		{"POST", "/api/v1/tickets", auth.TicketsCreate, s.handleCreateTicket},
+		{"GET", "/forms/{formKey}", auth.Public, s.handleFormPage},
+		{"POST", "/forms/{formKey}", auth.Public, s.handleFormSubmit},
 
 		{"GET", "/api/v1/organizations", auth.OrgsRead, s.handleListOrgs},
 		{"GET", "/api/v1/organizations/{orgID}", auth.OrgsRead, s.handleGetOrg},

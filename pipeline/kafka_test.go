@@ -540,6 +540,27 @@ func TestConsumerKilledMidStreamRedelivers(t *testing.T) {
 	}
 }
 
+// A batch whose handler finished is committed even when shutdown began
+// while it ran, so a clean stop does not redeliver finished work.
+func TestShutdownCommitsFinishedBatch(t *testing.T) {
+	t.Parallel()
+	b, _ := newCluster(t)
+	p := newProducer(t, b.Addrs())
+	publishN(t, p, "s", 100, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var handled atomic.Int64
+	err := Consume(ctx, ConsumerConfig{Brokers: b.Addrs(), GroupID: "shutdown", Topic: TopicInbound, MaxBatch: 30, Logger: testLogger()},
+		func(_ context.Context, batch []kafka.Message) error {
+			handled.Add(int64(len(batch)))
+			cancel() // SIGTERM arrives while the batch is being handled
+			return nil
+		})
+	require.ErrorIs(t, err, context.Canceled)
+	require.Positive(t, handled.Load())
+	require.Equal(t, 100-handled.Load(), lag(t, b.Addrs(), "shutdown"))
+}
+
 func TestBackoff(t *testing.T) {
 	lo, hi := 100*time.Millisecond, 5*time.Second
 	require.Equal(t, lo, backoff(0, lo, hi))
@@ -552,10 +573,14 @@ func TestBackoff(t *testing.T) {
 // BenchmarkPublish: parallel publishers, one message per Publish call (the
 // API's pattern), acks=all, fsync per batch on the embedded broker.
 func BenchmarkPublish(b *testing.B) {
-	for _, conc := range []int{1, 16, 64} {
-		b.Run(fmt.Sprintf("publishers=%d", conc), func(b *testing.B) {
+	for _, bc := range []struct {
+		conc  int
+		batch time.Duration
+	}{{1, 5 * time.Millisecond}, {16, 5 * time.Millisecond}, {64, 5 * time.Millisecond}, {256, 5 * time.Millisecond}, {64, time.Millisecond}} {
+		conc := bc.conc
+		b.Run(fmt.Sprintf("publishers=%d/batch=%s", conc, bc.batch), func(b *testing.B) {
 			br, _ := newCluster(b)
-			p := newProducer(b, br.Addrs())
+			p := newProducer(b, br.Addrs(), WithBatchTimeout(bc.batch))
 			ctx := context.Background()
 			require.NoError(b, p.Publish(ctx, msg(TopicInbound, "warm", "warm")))
 			var seq atomic.Int64

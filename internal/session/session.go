@@ -18,6 +18,7 @@ import (
 	"github.com/atumdesk/atumdesk/internal/audit"
 	"github.com/atumdesk/atumdesk/internal/auth"
 	"github.com/atumdesk/atumdesk/internal/database"
+	"github.com/atumdesk/atumdesk/internal/ratelimit"
 	"github.com/atumdesk/atumdesk/models"
 )
 
@@ -254,18 +255,18 @@ func (s *Service) ChangePassword(ctx context.Context, userID uuid.UUID, current,
 // countAttempt reserves one login attempt for the account and the IP and
 // refuses when either exceeds the limit within the window.
 func (s *Service) countAttempt(ctx context.Context, email, ip string) error {
-	keys := []string{"atumdesk:login:acct:" + email}
+	keys := []string{"login:acct:" + email}
 	if ip != "" {
-		keys = append(keys, "atumdesk:login:ip:"+ip)
+		keys = append(keys, "login:ip:"+ip)
 	}
 	var worst time.Duration
 	for _, k := range keys {
-		n, ttl, err := s.incr(ctx, k)
+		ok, retry, err := ratelimit.Allow(ctx, s.rdb, k, s.cfg.MaxFailures, s.cfg.Window)
 		if err != nil {
 			return apperr.Wrap(apperr.Unavailable, "Sign-in is temporarily unavailable; retry shortly.", err)
 		}
-		if n > int64(s.cfg.MaxFailures) && ttl > worst {
-			worst = ttl
+		if !ok && retry > worst {
+			worst = retry
 		}
 	}
 	if worst > 0 {
@@ -274,26 +275,13 @@ func (s *Service) countAttempt(ctx context.Context, email, ip string) error {
 	return nil
 }
 
-var incrScript = redis.NewScript(`
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {n, redis.call('PTTL', KEYS[1])}`)
-
-func (s *Service) incr(ctx context.Context, key string) (int64, time.Duration, error) {
-	res, err := incrScript.Run(ctx, s.rdb, []string{key}, s.cfg.Window.Milliseconds()).Int64Slice()
-	if err != nil {
-		return 0, 0, err
-	}
-	return res[0], time.Duration(res[1]) * time.Millisecond, nil
-}
-
 // clearAttempts forgets the account's failures after a success and gives
 // back the IP's reserved attempt, so only failures count against an IP (an
 // office behind one address can keep signing in).
 func (s *Service) clearAttempts(ctx context.Context, email, ip string) {
-	s.rdb.Del(ctx, "atumdesk:login:acct:"+email)
+	ratelimit.Reset(ctx, s.rdb, "login:acct:"+email)
 	if ip != "" {
-		s.rdb.Decr(ctx, "atumdesk:login:ip:"+ip)
+		ratelimit.Undo(ctx, s.rdb, "login:ip:"+ip)
 	}
 }
 
