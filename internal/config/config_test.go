@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -46,5 +48,36 @@ func TestTrustedProxiesParsed(t *testing.T) {
 	}
 	if len(c.TrustedProxyPrefixes) != 3 || c.EmbeddedKafka() {
 		t.Fatalf("%+v", c)
+	}
+}
+
+// TestREADMEDocumentsEveryVariable keeps the README's configuration table
+// true: every variable appears with its default.
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	ty := reflect.TypeFor[Config]()
+	for i := range ty.NumField() {
+		f := ty.Field(i)
+		name := f.Tag.Get("env")
+		if name == "" || name == "-" {
+			continue
+		}
+		row := ""
+		for _, line := range strings.Split(readme, "\n") {
+			if strings.HasPrefix(line, "| `"+Prefix+name+"`") {
+				row = line
+			}
+		}
+		if row == "" {
+			t.Errorf("README has no table row for %s%s", Prefix, name)
+			continue
+		}
+		if def := f.Tag.Get("envDefault"); def != "" && !strings.Contains(row, "`"+def+"`") {
+			t.Errorf("README row for %s%s does not give the default `%s`", Prefix, name, def)
+		}
 	}
 }
