@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
@@ -25,6 +27,7 @@ import (
 	"github.com/atumdesk/atumdesk/internal/metrics"
 	"github.com/atumdesk/atumdesk/internal/seed"
 	"github.com/atumdesk/atumdesk/internal/session"
+	"github.com/atumdesk/atumdesk/internal/storage"
 	"github.com/atumdesk/atumdesk/internal/testenv"
 	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
@@ -43,6 +46,7 @@ type stack struct {
 	brokers []string
 	orgs    map[string]uuid.UUID // slug -> id
 	tokens  map[string]string    // e-mail -> access token
+	files   *storage.Local       // attachment files
 }
 
 // testBroker starts the Kafka-protocol broker on a free loopback port with
@@ -63,7 +67,9 @@ func testBroker(t *testing.T) (*pipeline.Broker, *pipeline.Producer) {
 // stopBroker takes Kafka away (as an outage would).
 func (s *stack) stopBroker() { s.broker.Close() }
 
-func newStack(t *testing.T) *stack {
+// newStack builds the API; opts adjust its dependencies (e.g. a smaller
+// attachment limit).
+func newStack(t *testing.T, opts ...func(*httpapi.Deps)) *stack {
 	t.Helper()
 	db, _ := testenv.DB(t)
 	rdb := testenv.Redis(t)
@@ -72,7 +78,9 @@ func newStack(t *testing.T) *stack {
 	tokens, err := auth.NewTokens([]byte(strings.Repeat("k", 32)), 15*time.Minute)
 	require.NoError(t, err)
 	broker, producer := testBroker(t)
-	api := httpapi.New(httpapi.Deps{
+	files, err := storage.NewLocal(t.TempDir())
+	require.NoError(t, err)
+	deps := httpapi.Deps{
 		Intake:   ingest.New(db, rdb, producer, slog.New(slog.NewTextHandler(io.Discard, nil))),
 		Config:   httpapi.Config{CookieSecure: true},
 		Log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -81,10 +89,17 @@ func newStack(t *testing.T) *stack {
 		Tokens:   tokens,
 		Sessions: session.New(db, rdb, tokens, session.Config{RefreshTTL: time.Hour, MaxFailures: 5, Window: 15 * time.Minute}),
 		Metrics:  metrics.New(),
-	})
+		Tasks:    asynq.NewInspectorFromRedisClient(rdb),
+		Files:    files,
+		Secrets:  testSecrets(t),
+	}
+	for _, o := range opts {
+		o(&deps)
+	}
+	api := httpapi.New(deps)
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	s := &stack{t: t, srv: srv, api: api, db: db, rdb: rdb, broker: broker, brokers: broker.Addrs(),
+	s := &stack{t: t, srv: srv, api: api, db: db, rdb: rdb, broker: broker, brokers: broker.Addrs(), files: files,
 		orgs: map[string]uuid.UUID{}, tokens: map[string]string{}}
 	for _, slug := range []string{"acme", "globex"} {
 		var id uuid.UUID
@@ -126,6 +141,9 @@ func (s *stack) do(method, path, token string, body any) response {
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(s.t, err)
 	defer res.Body.Close()
+	if res.Header.Get("Content-Type") == "text/event-stream" {
+		return response{res.StatusCode, res.Header, nil} // a stream never ends: headers only
+	}
 	b, err := io.ReadAll(res.Body)
 	require.NoError(s.t, err)
 	return response{res.StatusCode, res.Header, b}
@@ -317,6 +335,46 @@ var matrixBodies = map[string]any{
 	"GET /api/v1/users/{userID}":          nil,
 	"PATCH /api/v1/users/{userID}":        map[string]string{"name": "Target"},
 	"DELETE /api/v1/users/{userID}":       nil,
+	"GET /api/v1/stream":                  nil,
+
+	// {ticketID} is a fresh ticket of the org requested by its customer_user
+	// (see fill); assigning a new ticket is a 409, which the matrix accepts.
+	"GET /api/v1/tickets":                      nil,
+	"GET /api/v1/tickets/{ticketID}":           nil,
+	"PATCH /api/v1/tickets/{ticketID}":         map[string]string{"priority": "high"},
+	"POST /api/v1/tickets/{ticketID}/accept":   nil,
+	"POST /api/v1/tickets/{ticketID}/assign":   map[string]string{"assigned_to": uuid.Nil.String()},
+	"POST /api/v1/tickets/{ticketID}/status":   map[string]string{"status": "cancelled"},
+	"GET /api/v1/tickets/{ticketID}/comments":  nil,
+	"POST /api/v1/tickets/{ticketID}/comments": map[string]string{"content": "matrix reply"},
+	// A JSON body where multipart is expected is a 415; a new ticket cannot
+	// be rated yet (409).
+	"GET /api/v1/tickets/{ticketID}/audit":        nil,
+	"POST /api/v1/tickets/{ticketID}/attachments": nil,
+	"GET /api/v1/tickets/{ticketID}/csat":         nil,
+	"POST /api/v1/tickets/{ticketID}/csat":        map[string]any{"rating": 5},
+	"POST /api/v1/attachments":                    nil,
+	// {attachmentID} is a file on a fresh ticket of the org's customer_user.
+	"GET /api/v1/attachments/{attachmentID}": nil,
+	"GET /api/v1/audit":                      nil,
+	"GET /api/v1/audit/export.csv":           nil,
+	"GET /api/v1/csat/metrics":               nil,
+
+	// {queue} is "dedup", {taskID} an archived task (see fill).
+	"GET /api/v1/admin/tasks/{queue}/archived":                 nil,
+	"POST /api/v1/admin/tasks/{queue}/archived/{taskID}/retry": nil,
+	"DELETE /api/v1/admin/tasks/{queue}/archived/{taskID}":     nil,
+
+	// {mailboxID} is a fresh mailbox of the org, {quarantineID} a message
+	// quarantined from one (see fill and mailboxes_test.go).
+	"GET /api/v1/admin/mailboxes": nil,
+	"POST /api/v1/admin/mailboxes": map[string]string{"address": "matrix-%s@acme.test", "imap_host": "imap.acme.test",
+		"imap_username": "support", "password": "secret"},
+	"GET /api/v1/admin/mailboxes/{mailboxID}":                  nil,
+	"PATCH /api/v1/admin/mailboxes/{mailboxID}":                map[string]string{"name": "Support"},
+	"DELETE /api/v1/admin/mailboxes/{mailboxID}":               nil,
+	"GET /api/v1/admin/mail-quarantine":                        nil,
+	"POST /api/v1/admin/mail-quarantine/{quarantineID}/replay": nil,
 }
 
 // TestRouteRoleMatrix calls every route of the route table as every role:
@@ -345,18 +403,20 @@ func TestRouteRoleMatrix(t *testing.T) {
 		}
 		covered++
 		// unauthenticated
-		require.Equal(t, 401, s.do(rt.Method, fill(rt.Pattern, ownOrg, uuid.New()), "", body).status, key)
+		require.Equal(t, 401, s.do(rt.Method, s.fill(rt.Pattern, ownOrg, uuid.New()), "", body).status, key)
 		for _, role := range roles {
 			// a fresh target in the caller's own org for each call (DELETE consumes it)
 			target := s.newCustomer()
-			res := s.do(rt.Method, fill(rt.Pattern, ownOrg, target), tokens[role], bodyFor(body, role))
+			res := s.do(rt.Method, s.fill(rt.Pattern, ownOrg, target), tokens[role], bodyFor(body, role))
 			if auth.Can(role, rt.Perm) {
 				require.NotContains(t, []int{401, 403, 404, 500}, res.status, "%s as %s: %s", key, role, res.body)
 			} else {
 				require.Equal(t, 403, res.status, "%s as %s: %s", key, role, res.body)
 			}
-			if strings.Contains(rt.Pattern, "{") && auth.Can(role, rt.Perm) {
-				cross := s.do(rt.Method, fill(rt.Pattern, otherOrg, otherUser), tokens[role], bodyFor(body, role))
+			// {queue} names a queue all organisations share, not an object:
+			// the list under it is checked for leaks in TestArchivedTasks.
+			if strings.Contains(strings.ReplaceAll(rt.Pattern, "{queue}", ""), "{") && auth.Can(role, rt.Perm) {
+				cross := s.do(rt.Method, s.fill(rt.Pattern, otherOrg, otherUser), tokens[role], bodyFor(body, role))
 				require.Equal(t, 404, cross.status, "%s as %s across tenants: %s", key, role, cross.body)
 				require.NotContains(t, string(cross.body), "globex", key)
 			}
@@ -377,8 +437,31 @@ func (s *stack) newCustomer() uuid.UUID {
 	return id
 }
 
-func fill(pattern string, org, user uuid.UUID) string {
-	return strings.NewReplacer("{orgID}", org.String(), "{userID}", user.String()).Replace(pattern)
+// fill puts ids of org into pattern; {taskID} becomes a fresh archived task
+// of org in queue "dedup".
+func (s *stack) fill(pattern string, org, user uuid.UUID) string {
+	task := ""
+	if strings.Contains(pattern, "{taskID}") {
+		task = s.archivedTask(org)
+	}
+	ticket := ""
+	if strings.Contains(pattern, "{ticketID}") {
+		ticket = s.newTicket(org, s.orgCustomer(org), "matrix").String()
+	}
+	attachment := ""
+	if strings.Contains(pattern, "{attachmentID}") {
+		attachment = s.newAttachment(org).String()
+	}
+	mailbox, quarantined := "", ""
+	if strings.Contains(pattern, "{mailboxID}") {
+		mailbox = s.newMailbox(org).String()
+	}
+	if strings.Contains(pattern, "{quarantineID}") {
+		quarantined = s.newQuarantined(s.newMailbox(org)).String()
+	}
+	return strings.NewReplacer("{orgID}", org.String(), "{userID}", user.String(),
+		"{queue}", "dedup", "{taskID}", url.PathEscape(task), "{ticketID}", ticket,
+		"{attachmentID}", attachment, "{mailboxID}", mailbox, "{quarantineID}", quarantined).Replace(pattern)
 }
 
 func bodyFor(body any, role models.Role) any {

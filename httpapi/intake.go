@@ -179,17 +179,11 @@ func decodeForm(w http.ResponseWriter, r *http.Request, req *createTicketRequest
 }
 
 // ticketForIntake loads a stored ticket as its submitter may see it.
-func (s *Server) ticketForIntake(r *http.Request, id uuid.UUID) (map[string]any, error) {
-	p := mustPrincipal(r)
-	q := s.db.WithContext(r.Context()).Table("tickets").
-		Select("id, number, org_id, subject, description, status, priority, service_id, requester_id, channel, created_at, updated_at").
-		Where("id = ? AND org_id = ?", id, p.OrgID)
-	if !p.IsStaff() {
-		q = q.Where("requester_id = ?", p.UserID)
+func (s *Server) ticketForIntake(r *http.Request, id uuid.UUID) (any, error) {
+	a := ticketActor(r)
+	t, err := s.tickets.Get(r.Context(), a, id)
+	if err != nil {
+		return nil, err
 	}
-	var t map[string]any
-	if err := q.Take(&t).Error; err != nil {
-		return nil, notFoundIfMissing(err, "Ticket")
-	}
-	return t, nil
+	return newTicketView(t, a), nil
 }

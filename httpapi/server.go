@@ -12,13 +12,18 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"github.com/atumdesk/atumdesk/ingest"
 	"github.com/atumdesk/atumdesk/internal/auth"
 	"github.com/atumdesk/atumdesk/internal/metrics"
+	"github.com/atumdesk/atumdesk/internal/secretbox"
 	"github.com/atumdesk/atumdesk/internal/session"
+	"github.com/atumdesk/atumdesk/internal/storage"
+	"github.com/atumdesk/atumdesk/internal/stream"
+	"github.com/atumdesk/atumdesk/internal/tickets"
 )
 
 // Config is the part of the process configuration the HTTP layer needs.
@@ -28,6 +33,11 @@ type Config struct {
 	LoginMaxFails  int
 	LoginWindow    time.Duration
 	RefreshTTL     time.Duration
+	// ReopenWindow: a customer reply this long after resolution reopens the
+	// ticket (an organisation's settings.reopen_window_hours overrides it).
+	ReopenWindow time.Duration
+	// AttachmentMaxBytes is the upload limit (storage.DefaultMaxBytes when 0).
+	AttachmentMaxBytes int64
 }
 
 // ReadyCheck is one dependency probed by /readyz.
@@ -46,7 +56,18 @@ type Deps struct {
 	Sessions *session.Service
 	Metrics  *metrics.Registry
 	Ready    []ReadyCheck
-	Intake   *ingest.Service
+	// Tasks inspects the asynq queues (admin task endpoints); nil: 503.
+	Tasks  *asynq.Inspector
+	Intake *ingest.Service
+	// Stream is the SSE hub (stream.NewHub, fed by its Run); nil: the
+	// stream route answers 503.
+	Stream *stream.Hub
+	// Files stores attachment bytes (storage.NewLocal); nil: attachment
+	// uploads and downloads answer 503.
+	Files storage.Store
+	// Secrets seals mailbox passwords (secretbox.FromBase64 of
+	// ATUMDESK_SECRET_KEY); nil: saving a mailbox password answers 503.
+	Secrets *secretbox.Box
 }
 
 // Server holds the handlers' dependencies.
@@ -59,14 +80,22 @@ type Server struct {
 	sessions *session.Service
 	metrics  *metrics.Registry
 	ready    []ReadyCheck
+	tickets  *tickets.Service
+	tasks    *asynq.Inspector
 	intake   *ingest.Service
+	stream   *stream.Hub
 	csrf     *http.CrossOriginProtection
+	secrets  *secretbox.Box
+
+	attachments *storage.Attachments
 }
 
 // New returns a server; call Handler for the http.Handler.
 func New(d Deps) *Server {
 	return &Server{cfg: d.Config, log: d.Log, db: d.DB, rdb: d.Redis, tokens: d.Tokens, sessions: d.Sessions,
-		metrics: d.Metrics, ready: d.Ready, intake: d.Intake, csrf: http.NewCrossOriginProtection()}
+		metrics: d.Metrics, ready: d.Ready, tasks: d.Tasks, intake: d.Intake, stream: d.Stream, csrf: http.NewCrossOriginProtection(), secrets: d.Secrets,
+		tickets:     tickets.New(d.DB, tickets.Config{ReopenWindow: d.Config.ReopenWindow}),
+		attachments: storage.NewAttachments(d.Files, d.Config.AttachmentMaxBytes)}
 }
 
 // Route is one row of the route table: who may call what.
@@ -105,13 +134,49 @@ func (s *Server) Routes() []Route {
 		{"GET", "/api/v1/users/{userID}", auth.UsersRead, s.handleGetUser},
 		{"PATCH", "/api/v1/users/{userID}", auth.UsersWrite, s.handlePatchUser},
 		{"DELETE", "/api/v1/users/{userID}", auth.UsersWrite, s.handleDeleteUser},
+
+		{"GET", streamPath, auth.StreamRead, s.handleStream},
+
+		{"GET", "/api/v1/tickets", auth.TicketsRead, s.handleListTickets},
+		{"GET", "/api/v1/tickets/{ticketID}", auth.TicketsRead, s.handleGetTicket},
+		{"PATCH", "/api/v1/tickets/{ticketID}", auth.TicketsUpdate, s.handlePatchTicket},
+		{"POST", "/api/v1/tickets/{ticketID}/accept", auth.TicketsAccept, s.handleAcceptTicket},
+		{"POST", "/api/v1/tickets/{ticketID}/assign", auth.TicketsAssign, s.handleAssignTicket},
+		{"POST", "/api/v1/tickets/{ticketID}/status", auth.TicketsTransition, s.handleTicketStatus},
+		{"GET", "/api/v1/tickets/{ticketID}/comments", auth.TicketsRead, s.handleListComments},
+		{"POST", "/api/v1/tickets/{ticketID}/comments", auth.CommentsCreate, s.handleCreateComment},
+		{"GET", "/api/v1/tickets/{ticketID}/audit", auth.TicketsAudit, s.handleTicketAudit},
+		{"POST", "/api/v1/tickets/{ticketID}/attachments", auth.CommentsCreate, s.handleAttachToTicket},
+		{"GET", "/api/v1/tickets/{ticketID}/csat", auth.TicketsRead, s.handleGetCSAT},
+		{"POST", "/api/v1/tickets/{ticketID}/csat", auth.CSATSubmit, s.handleSubmitCSAT},
+
+		// Uploads are unattached until a ticket or comment lists them in
+		// attachment_ids; downloads go through the ticket's visibility.
+		{"POST", "/api/v1/attachments", auth.TicketsCreate, s.handleUploadAttachment},
+		{"GET", "/api/v1/attachments/{attachmentID}", auth.TicketsRead, s.handleDownloadAttachment},
+
+		{"GET", "/api/v1/audit", auth.AuditRead, s.handleListAudit},
+		{"GET", "/api/v1/audit/export.csv", auth.AuditRead, s.handleExportAudit},
+		{"GET", "/api/v1/csat/metrics", auth.CSATRead, s.handleCSATMetrics},
+
+		{"GET", "/api/v1/admin/tasks/{queue}/archived", auth.TasksAdmin, s.handleListArchivedTasks},
+		{"POST", "/api/v1/admin/tasks/{queue}/archived/{taskID}/retry", auth.TasksAdmin, s.handleRetryArchivedTask},
+		{"DELETE", "/api/v1/admin/tasks/{queue}/archived/{taskID}", auth.TasksAdmin, s.handleDeleteArchivedTask},
+
+		{"GET", "/api/v1/admin/mailboxes", auth.MailboxesAdmin, s.handleListMailboxes},
+		{"POST", "/api/v1/admin/mailboxes", auth.MailboxesAdmin, s.handleCreateMailbox},
+		{"GET", "/api/v1/admin/mailboxes/{mailboxID}", auth.MailboxesAdmin, s.handleGetMailbox},
+		{"PATCH", "/api/v1/admin/mailboxes/{mailboxID}", auth.MailboxesAdmin, s.handlePatchMailbox},
+		{"DELETE", "/api/v1/admin/mailboxes/{mailboxID}", auth.MailboxesAdmin, s.handleDeleteMailbox},
+		{"GET", "/api/v1/admin/mail-quarantine", auth.MailboxesAdmin, s.handleListQuarantine},
+		{"POST", "/api/v1/admin/mail-quarantine/{quarantineID}/replay", auth.MailboxesAdmin, s.handleReplayQuarantine},
 	}
 }
 
 // Handler builds the router from the route table.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.requestContext, s.observe, s.recoverer, securityHeaders)
+	r.Use(s.requestContext, s.observe, s.recoverer, securityHeaders, streamTokenFromQuery)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, Problem{Type: problemBase + "not-found", Title: "Not Found", Status: 404, Detail: "No such route.", Instance: r.URL.Path})
 	})

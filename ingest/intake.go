@@ -94,6 +94,7 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (*Receipt, error) 
 		return nil, err
 	}
 	hash := requestHash(in)
+	in.IdempotencyScope, in.RequestHash = sub.IdempotencyScope, hash
 	idemKey := fmt.Sprintf("atumdesk:idem:%s:%s:%s", in.OrgID, sub.IdempotencyScope, hashKey(in.IdempotencyKey))
 	prior, err := s.reserve(ctx, idemKey, in, hash, sub.IdempotencyScope)
 	if err != nil || prior != nil {

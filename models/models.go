@@ -18,9 +18,10 @@ func All() []any {
 		&Organization{}, &TicketCounter{}, &User{}, &RefreshToken{}, &UserToken{}, &APIKey{},
 		&Service{}, &SLAPolicy{}, &SLATarget{}, &Ticket{}, &TicketWatcher{}, &Comment{},
 		&Attachment{}, &TimeEntry{}, &TicketRelationship{}, &CustomField{}, &CustomFieldValue{},
-		&CannedResponse{}, &SLAEscalation{},
+		&CannedResponse{}, &SLAEscalation{}, &SLABreach{},
 		&KBCategory{}, &KBArticle{}, &CSATSurvey{},
 		&AuditLog{},
 		&IdempotencyKey{}, &OutboxEvent{}, &ProcessedEvent{}, &Mailbox{},
+		&MailIngested{}, &MailQuarantine{},
 	}
 }

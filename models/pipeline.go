@@ -54,8 +54,8 @@ type ProcessedEvent struct {
 // TableName implements gorm's Tabler.
 func (ProcessedEvent) TableName() string { return "processed_events" }
 
-// Mailbox is an IMAP mailbox polled for inbound e-mail. The password is not
-// stored: CredentialsRef names the secret that holds it.
+// Mailbox is an IMAP mailbox polled for inbound e-mail. The password is
+// stored sealed (PasswordEnc) when CredentialsRef is "secretbox".
 type Mailbox struct {
 	ID               uuid.UUID    `gorm:"column:id;primaryKey" json:"id"`
 	OrgID            uuid.UUID    `gorm:"column:org_id" json:"org_id"`
@@ -77,6 +77,14 @@ type Mailbox struct {
 	IsActive         bool         `gorm:"column:is_active" json:"is_active"`
 	CreatedAt        time.Time    `gorm:"column:created_at" json:"created_at"`
 	UpdatedAt        time.Time    `gorm:"column:updated_at" json:"updated_at"`
+
+	// Added by 00006: PasswordEnc is the IMAP password sealed by
+	// internal/secretbox when CredentialsRef is "secretbox" (never shown);
+	// AfterIngest is "seen" or "move:<folder>"; ConfigVersion is bumped by
+	// every settings change so a running poller reconnects.
+	PasswordEnc   []byte `gorm:"column:password_enc" json:"-"`
+	AfterIngest   string `gorm:"column:after_ingest;default:seen" json:"after_ingest"`
+	ConfigVersion int    `gorm:"column:config_version;default:1" json:"config_version"`
 }
 
 // TableName implements gorm's Tabler.

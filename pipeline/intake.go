@@ -37,6 +37,12 @@ type Intake struct {
 	CustomFields   map[string]json.RawMessage `json:"custom_fields,omitempty"`
 	AttachmentIDs  []uuid.UUID                `json:"attachment_ids,omitempty"`
 	IdempotencyKey string                     `json:"idempotency_key"`
+	// IdempotencyScope separates the keys of different submitters (a user
+	// id, or "email:" and an address); (org, scope, key) is unique.
+	IdempotencyScope string `json:"idempotency_scope"`
+	// RequestHash is the hex sha-256 of the submission's content, stored
+	// with the key so a key reused for another request is recognised.
+	RequestHash string `json:"request_hash"`
 	// E-mail threading (ChannelEmail only).
 	MessageID  string    `json:"message_id,omitempty"`
 	InReplyTo  string    `json:"in_reply_to,omitempty"`

@@ -24,6 +24,8 @@ const usage = `atumdesk — the ATUM DESK helpdesk
 Usage:
   atumdesk all                      every role in one process (API, pipeline, workers, embedded Kafka)
   atumdesk api [-migrate]           the HTTP API and SSE
+  atumdesk pipeline                 the Kafka consumers: persister, outbox relay, stage dispatcher
+  atumdesk worker [--queues dedup=2,triage=8]  asynq worker pools, one per queue
   atumdesk migrate up|status        apply or list the database migrations
   atumdesk seed --demo [--password P]  create the demo organisations and users (idempotent)
 
@@ -54,6 +56,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runAll(ctx, cfg, log)
 	case "api":
 		err = runAPI(ctx, cfg, log, rest)
+	case "pipeline":
+		err = runPipeline(ctx, cfg, log)
+	case "worker":
+		err = runWorker(ctx, cfg, log, rest)
 	case "migrate":
 		err = runMigrate(ctx, cfg, rest, stdout)
 	case "seed":

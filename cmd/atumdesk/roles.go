@@ -11,18 +11,22 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
 	"github.com/atumdesk/atumdesk/httpapi"
+	"github.com/atumdesk/atumdesk/ingest"
 	"github.com/atumdesk/atumdesk/internal/auth"
 	"github.com/atumdesk/atumdesk/internal/config"
 	"github.com/atumdesk/atumdesk/internal/database"
 	"github.com/atumdesk/atumdesk/internal/lifecycle"
 	"github.com/atumdesk/atumdesk/internal/metrics"
 	"github.com/atumdesk/atumdesk/internal/session"
+	"github.com/atumdesk/atumdesk/internal/storage"
 	"github.com/atumdesk/atumdesk/migrations"
 	"github.com/atumdesk/atumdesk/pipeline"
+	"github.com/atumdesk/atumdesk/workers"
 )
 
 // env is the shared infrastructure of a process: connections opened once
@@ -163,10 +167,18 @@ func (e *env) addAPI(ctx context.Context, g *lifecycle.Group, producer *pipeline
 	sessions := session.New(e.db, e.rdb, tokens, session.Config{
 		RefreshTTL: e.cfg.RefreshTokenTTL, MaxFailures: e.cfg.LoginMaxFails, Window: e.cfg.LoginWindow,
 	})
+	files, err := storage.NewLocal(e.cfg.StorageDir)
+	if err != nil {
+		return err
+	}
 	srv := httpapi.New(httpapi.Deps{
-		Config: httpapi.Config{CookieSecure: e.cfg.CookieSecure, TrustedProxies: e.cfg.TrustedProxyPrefixes},
-		Log:    e.log, DB: e.db, Redis: e.rdb, Tokens: tokens, Sessions: sessions, Metrics: e.metrics,
-		Ready: e.readyChecks(producer),
+		Config: httpapi.Config{CookieSecure: e.cfg.CookieSecure, TrustedProxies: e.cfg.TrustedProxyPrefixes,
+			ReopenWindow: e.cfg.ReopenWindow, AttachmentMaxBytes: e.cfg.AttachmentMaxBytes},
+		Files: files,
+		Log:   e.log, DB: e.db, Redis: e.rdb, Tokens: tokens, Sessions: sessions, Metrics: e.metrics,
+		Ready:  e.readyChecks(producer),
+		Intake: ingest.New(e.db, e.rdb, producer, e.log),
+		Tasks:  asynq.NewInspectorFromRedisClient(e.rdb),
 	})
 	hs := &http.Server{
 		Addr:              e.cfg.HTTPAddr,
@@ -241,9 +253,131 @@ func runAll(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Added in dependency order; they stop in reverse: the API first, the
+	// workers last (the broker closes with env).
 	g := lifecycle.New(log, cfg.ShutdownTimeout)
+	if err := e.addWorkers(g, workers.DefaultQueues()); err != nil {
+		return err
+	}
+	if err := e.addPipeline(g, producer); err != nil {
+		return err
+	}
 	if err := e.addAPI(ctx, g, producer); err != nil {
 		return err
 	}
 	return g.Run(ctx)
+}
+
+// runPipeline runs the Kafka consumers: the persister (inbound topic →
+// PostgreSQL), the outbox relay (→ events topic) and the stage dispatcher
+// (events → asynq queues). Several may run; Kafka consumer groups and
+// SKIP LOCKED share the work.
+func runPipeline(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	e, err := openEnv(ctx, cfg, log, false)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.migrateOrRefuse(ctx, false); err != nil {
+		return err
+	}
+	if err := pipeline.EnsureTopics(ctx, e.brokers, pipeline.DefaultTopics(cfg.KafkaReplication)); err != nil {
+		return err
+	}
+	producer, err := e.producer()
+	if err != nil {
+		return err
+	}
+	g := lifecycle.New(log, cfg.ShutdownTimeout)
+	if err := e.addPipeline(g, producer); err != nil {
+		return err
+	}
+	return e.serveMetrics(ctx, g, cfg.MetricsAddr)
+}
+
+// runWorker runs one asynq server per queue with the given pool sizes.
+func runWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, args []string) error {
+	fs := newFlagSet("worker")
+	spec := fs.String("queues", "", "pools per queue, e.g. dedup=2,triage=8 (default: every queue with 4)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	queues := workers.DefaultQueues()
+	if *spec != "" {
+		var err error
+		if queues, err = workers.ParseQueues(*spec); err != nil {
+			return usageError{err}
+		}
+	}
+	e, err := openEnv(ctx, cfg, log, false)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.migrateOrRefuse(ctx, false); err != nil {
+		return err
+	}
+	g := lifecycle.New(log, cfg.ShutdownTimeout)
+	if err := e.addWorkers(g, queues); err != nil {
+		return err
+	}
+	return e.serveMetrics(ctx, g, cfg.MetricsAddr)
+}
+
+// serveMetrics adds a /metrics listener (roles without the API) and runs g.
+func (e *env) serveMetrics(ctx context.Context, g *lifecycle.Group, addr string) error {
+	if addr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", e.metrics.Handler())
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"status":"ok"}`)) })
+		hs := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		g.Add("metrics", func(ctx context.Context) error { return serveHTTP(ctx, hs, e.cfg.ShutdownTimeout, e.log) })
+	}
+	return g.Run(ctx)
+}
+
+func (e *env) asynqRedis() (asynq.RedisConnOpt, error) {
+	opt, err := asynq.ParseRedisURI(e.cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("asynq redis: %w", err)
+	}
+	return opt, nil
+}
+
+// addPipeline adds the persister, the outbox relay and its sweeper, and
+// the stage dispatcher.
+func (e *env) addPipeline(g *lifecycle.Group, producer *pipeline.Producer) error {
+	redisOpt, err := e.asynqRedis()
+	if err != nil {
+		return err
+	}
+	persister, err := pipeline.NewPersister(e.db, e.log, e.metrics.Reg)
+	if err != nil {
+		return err
+	}
+	consumer := pipeline.ConsumerConfig{Brokers: e.brokers, Logger: e.log, Metrics: e.kafkaMetrics}
+	g.Add("outbox-relay", func(ctx context.Context) error {
+		return pipeline.RunRelay(ctx, pipeline.RelayConfig{DB: e.db, Producer: producer, Logger: e.log, Registerer: e.metrics.Reg})
+	})
+	g.Add("outbox-sweeper", func(ctx context.Context) error {
+		return pipeline.RunSweeper(ctx, pipeline.SweeperConfig{DB: e.db, Logger: e.log})
+	})
+	g.Add("dispatcher", func(ctx context.Context) error {
+		return pipeline.RunDispatcher(ctx, pipeline.DispatcherConfig{Brokers: e.brokers, Redis: redisOpt, Logger: e.log, Metrics: e.kafkaMetrics})
+	})
+	g.Add("persister", func(ctx context.Context) error { return pipeline.RunPersister(ctx, consumer, persister) })
+	return nil
+}
+
+// addWorkers adds the asynq pools.
+func (e *env) addWorkers(g *lifecycle.Group, queues map[string]int) error {
+	redisOpt, err := e.asynqRedis()
+	if err != nil {
+		return err
+	}
+	g.Add("workers", func(ctx context.Context) error {
+		return workers.Run(ctx, workers.Config{Redis: redisOpt, Queues: queues, Logger: e.log, Registerer: e.metrics.Reg,
+			Deps: workers.Deps{DB: e.db, Logger: e.log, DedupWindow: e.cfg.DedupWindow}})
+	})
+	return nil
 }

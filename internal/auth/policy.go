@@ -28,25 +28,38 @@ const (
 	TicketsUpdate Permission = "tickets:update" // staff changes: status, priority, service
 	TicketsAccept Permission = "tickets:accept"
 	TicketsAssign Permission = "tickets:assign"
+	// TicketsTransition lets a caller ask for a status change; which changes
+	// they may make is the status machine's business (models.Allowed).
+	TicketsTransition Permission = "tickets:transition"
 
 	CommentsCreate   Permission = "comments:create"
 	CommentsInternal Permission = "comments:internal"
 
 	StreamRead Permission = "stream:read"
 	AuditRead  Permission = "audit:read"
+	// TicketsAudit reads one ticket's history (staff; IP and user agent
+	// only with AuditRead).
+	TicketsAudit Permission = "tickets:audit"
+	// CSATSubmit rates a resolved ticket (customers; only its requester,
+	// checked by the handler). CSATRead reads the satisfaction metrics.
+	CSATSubmit Permission = "csat:submit"
+	CSATRead   Permission = "csat:read"
 	TasksAdmin Permission = "tasks:admin"
+	// MailboxesAdmin manages the organisation's IMAP mailboxes and their
+	// quarantined messages.
+	MailboxesAdmin Permission = "mailboxes:admin"
 )
 
-var customer = []Permission{Authenticated, OrgsRead, TicketsCreate, TicketsRead, CommentsCreate, StreamRead}
-var staff = append(slices.Clone(customer), UsersRead, TicketsUpdate, CommentsInternal)
+var customer = []Permission{Authenticated, OrgsRead, TicketsCreate, TicketsRead, TicketsTransition, CommentsCreate, StreamRead}
+var staff = append(slices.Clone(customer), UsersRead, TicketsUpdate, CommentsInternal, TicketsAudit)
 
 // grants is the policy: role -> permissions.
 var grants = map[models.Role][]Permission{
-	models.RoleCustomerUser:  customer,
-	models.RoleCustomerAdmin: append(slices.Clone(customer), UsersRead, UsersWrite),
+	models.RoleCustomerUser:  append(slices.Clone(customer), CSATSubmit),
+	models.RoleCustomerAdmin: append(slices.Clone(customer), UsersRead, UsersWrite, CSATSubmit),
 	models.RoleAgent:         staff,
-	models.RoleManager:       append(slices.Clone(staff), UsersWrite, TicketsAccept, TicketsAssign, AuditRead),
-	models.RoleAdmin:         append(slices.Clone(staff), UsersWrite, TicketsAccept, TicketsAssign, AuditRead, OrgsWrite, TasksAdmin),
+	models.RoleManager:       append(slices.Clone(staff), UsersWrite, TicketsAccept, TicketsAssign, AuditRead, CSATRead),
+	models.RoleAdmin:         append(slices.Clone(staff), UsersWrite, TicketsAccept, TicketsAssign, AuditRead, OrgsWrite, TasksAdmin, CSATRead, MailboxesAdmin),
 }
 
 // Can reports whether role holds perm. Public is held by everyone.

@@ -14,12 +14,15 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/atumdesk/atumdesk/internal/secretbox"
 )
 
 // Config is the whole runtime configuration. The `env` tag is the variable
 // name (with the ATUMDESK_ prefix added by Load); `envDefault` is the default
 // documented in the README.
 type Config struct {
+	MetricsAddr      string        `env:"METRICS_ADDR" envDefault:"127.0.0.1:9464"`
 	HTTPAddr         string        `env:"HTTP_ADDR" envDefault:"127.0.0.1:8080"`
 	PublicURL        string        `env:"PUBLIC_URL" envDefault:"http://127.0.0.1:8080"`
 	DatabaseURL      string        `env:"DATABASE_URL" envDefault:"postgres://atumdesk:atumdesk@127.0.0.1:15432/atumdesk?sslmode=disable"`
@@ -38,6 +41,43 @@ type Config struct {
 	LoginMaxFails    int           `env:"LOGIN_MAX_FAILURES" envDefault:"5"`
 	LoginWindow      time.Duration `env:"LOGIN_WINDOW" envDefault:"15m"`
 	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
+	// SSE (internal/stream): open streams per user, organisation and client
+	// address (-1: no cap per address), and how far back a reconnecting
+	// client resumes (time and events held per api process).
+	StreamMaxPerUser int           `env:"STREAM_MAX_PER_USER" envDefault:"5"`
+	StreamMaxPerOrg  int           `env:"STREAM_MAX_PER_ORG" envDefault:"2000"`
+	StreamMaxPerIP   int           `env:"STREAM_MAX_PER_IP" envDefault:"1000"`
+	StreamRetention  time.Duration `env:"STREAM_RETENTION" envDefault:"10m"`
+	StreamRingEvents int           `env:"STREAM_RING_EVENTS" envDefault:"50000"`
+	// DedupWindow: a new ticket repeating the subject and body of an open
+	// ticket of the same requester created this long before is a duplicate.
+	DedupWindow time.Duration `env:"DEDUP_WINDOW" envDefault:"24h"`
+	// ReopenWindow: a customer reply this long after resolution reopens the
+	// ticket; an organisation's settings.reopen_window_hours overrides it.
+	ReopenWindow time.Duration `env:"REOPEN_WINDOW" envDefault:"168h"`
+	// StorageDir holds attachment files (local filesystem store); keep it
+	// outside any web root.
+	StorageDir string `env:"STORAGE_DIR" envDefault:"./data/attachments"`
+	// AttachmentMaxBytes is the upload limit, enforced while streaming.
+	AttachmentMaxBytes int64 `env:"ATTACHMENT_MAX_BYTES" envDefault:"52428800"`
+
+	// SecretKey (base64 of 32 bytes) seals secrets stored in the database,
+	// such as mailbox passwords (internal/secretbox). Without it mailboxes
+	// with a password cannot be created or polled.
+	SecretKey string `env:"SECRET_KEY"`
+	// MailRawDir keeps every fetched e-mail as received, named by SHA-256.
+	MailRawDir string `env:"MAIL_RAW_DIR" envDefault:"./data/mail-raw"`
+	// IMAPPollInterval: how often a mailbox whose server lacks IDLE is polled.
+	IMAPPollInterval time.Duration `env:"IMAP_POLL_INTERVAL" envDefault:"30s"`
+	// IMAPLeaseTTL: a mailbox whose poller stopped renewing its lease this
+	// long ago is taken over by another imap process.
+	IMAPLeaseTTL time.Duration `env:"IMAP_LEASE_TTL" envDefault:"10s"`
+	// IMAPMaxMailboxes caps the mailboxes one process polls (0: no cap), so
+	// several imap processes share them.
+	IMAPMaxMailboxes int `env:"IMAP_MAX_MAILBOXES" envDefault:"0"`
+	// IMAPCAFile: PEM certificates trusted for IMAP TLS besides the system's
+	// (e.g. the local test server's, data/mail/tls/cert.pem).
+	IMAPCAFile string `env:"IMAP_CA_FILE"`
 
 	// TrustedProxyPrefixes is TrustedProxies parsed; filled by Load.
 	TrustedProxyPrefixes []netip.Prefix `env:"-"`
@@ -127,6 +167,47 @@ func (c *Config) validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("SHUTDOWN_TIMEOUT", "want a positive duration")
+	}
+	if c.StreamMaxPerUser < 1 || c.StreamMaxPerOrg < 1 {
+		bad("STREAM_MAX_PER_USER/STREAM_MAX_PER_ORG", "want at least 1")
+	}
+	if c.StreamMaxPerIP == 0 || c.StreamMaxPerIP < -1 {
+		bad("STREAM_MAX_PER_IP", "want at least 1, or -1 for no cap")
+	}
+	if c.StreamRetention < time.Second || c.StreamRetention > 24*time.Hour {
+		bad("STREAM_RETENTION", "want 1s..24h, got %s", c.StreamRetention)
+	}
+	if c.StreamRingEvents < 100 || c.StreamRingEvents > 10_000_000 {
+		bad("STREAM_RING_EVENTS", "want 100..10000000, got %d", c.StreamRingEvents)
+	}
+	if c.DedupWindow < time.Minute || c.DedupWindow > 90*24*time.Hour {
+		bad("DEDUP_WINDOW", "want 1m..2160h, got %s", c.DedupWindow)
+	}
+	if c.ReopenWindow <= 0 {
+		bad("REOPEN_WINDOW", "want a positive duration, got %s", c.ReopenWindow)
+	}
+	if strings.TrimSpace(c.StorageDir) == "" {
+		bad("STORAGE_DIR", "want a directory")
+	}
+	if c.AttachmentMaxBytes < 1024 || c.AttachmentMaxBytes > 5<<30 {
+		bad("ATTACHMENT_MAX_BYTES", "want 1024..%d, got %d", int64(5<<30), c.AttachmentMaxBytes)
+	}
+	if c.SecretKey != "" {
+		if _, err := secretbox.ParseKey(c.SecretKey); err != nil {
+			bad("SECRET_KEY", "want the base64 of 32 random bytes (openssl rand -base64 32): %v", err)
+		}
+	}
+	if strings.TrimSpace(c.MailRawDir) == "" {
+		bad("MAIL_RAW_DIR", "want a directory")
+	}
+	if c.IMAPPollInterval < time.Second || c.IMAPPollInterval > time.Hour {
+		bad("IMAP_POLL_INTERVAL", "want 1s..1h, got %s", c.IMAPPollInterval)
+	}
+	if c.IMAPLeaseTTL < 2*time.Second || c.IMAPLeaseTTL > 10*time.Minute {
+		bad("IMAP_LEASE_TTL", "want 2s..10m, got %s", c.IMAPLeaseTTL)
+	}
+	if c.IMAPMaxMailboxes < 0 {
+		bad("IMAP_MAX_MAILBOXES", "want 0 (no cap) or more, got %d", c.IMAPMaxMailboxes)
 	}
 	return errors.Join(errs...)
 }

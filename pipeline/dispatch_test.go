@@ -1,0 +1,123 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/stretchr/testify/require"
+
+	"github.com/atumdesk/atumdesk/internal/testenv"
+	"github.com/atumdesk/atumdesk/pipeline"
+)
+
+func TestGraphTaskIDsAreUniquePerStageAndEvent(t *testing.T) {
+	seen := map[string]bool{}
+	ev := uuid.New()
+	for _, s := range pipeline.Graph {
+		require.True(t, pipeline.KnownQueue(s.Queue), "%+v", s)
+		require.NotEmpty(t, s.TaskType)
+		require.NotEmpty(t, s.On)
+		require.False(t, seen[s.TaskID(ev)], "two stages share task id %s", s.TaskID(ev))
+		seen[s.TaskID(ev)] = true
+	}
+	require.Equal(t, []pipeline.Stage{pipeline.Graph[0]}, pipeline.StagesFor(pipeline.Graph, pipeline.EventTicketCreated))
+	require.Empty(t, pipeline.StagesFor(pipeline.Graph, pipeline.EventCommentAdded))
+}
+
+// An event delivered twice on TopicEvents, and the whole topic replayed by
+// a second dispatcher, still make exactly one task.
+func TestDispatcherEnqueuesOncePerEvent(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := pipeline.StartBroker(ctx, pipeline.BrokerConfig{DataDir: t.TempDir(), Logger: log})
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	require.NoError(t, pipeline.EnsureTopics(ctx, b.Addrs(), pipeline.DefaultTopics(1)))
+	redisOpt, err := asynq.ParseRedisURI(testenv.RedisURL(t))
+	require.NoError(t, err)
+
+	ref := pipeline.TicketRef{OrgID: uuid.New(), TicketID: uuid.Must(uuid.NewV7()), RequesterID: uuid.New()}
+	created, err := pipeline.NewEvent(pipeline.EventTicketCreated, ref, nil, pipeline.AudiencePublic, map[string]any{"number": 1})
+	require.NoError(t, err)
+	updated, err := pipeline.NewEvent(pipeline.EventTicketUpdated, ref, nil, pipeline.AudiencePublic, nil)
+	require.NoError(t, err)
+	msg := func(ev pipeline.Event) pipeline.Message {
+		v, err := json.Marshal(ev)
+		require.NoError(t, err)
+		return pipeline.Message{Topic: pipeline.TopicEvents, Key: []byte(ev.TicketID.String()), Value: v,
+			Headers: map[string]string{pipeline.HeaderEventID: ev.ID.String()}}
+	}
+	p := pipeline.NewProducer(b.Addrs())
+	defer p.Close()
+	garbage := pipeline.Message{Topic: pipeline.TopicEvents, Key: []byte("x"), Value: []byte("not json"), Headers: map[string]string{pipeline.HeaderEventID: "x"}}
+	require.NoError(t, p.Publish(ctx, msg(created), garbage, msg(updated), msg(created)))
+
+	run := func(group string) {
+		t.Helper()
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- pipeline.RunDispatcher(rctx, pipeline.DispatcherConfig{Brokers: b.Addrs(), Redis: redisOpt, Logger: log, GroupID: group})
+		}()
+		require.Eventually(t, func() bool {
+			lag, err := pipeline.GroupLag(ctx, b.Addrs(), group, pipeline.TopicEvents)
+			return err == nil && lag == 0
+		}, 30*time.Second, 50*time.Millisecond)
+		cancel()
+		require.NoError(t, <-done)
+	}
+	run(pipeline.DispatchGroup)
+	run("replay") // a second group reads the whole topic again
+
+	insp := asynq.NewInspector(redisOpt)
+	defer insp.Close()
+	tasks, err := insp.ListPendingTasks(pipeline.QueueDedup)
+	require.NoError(t, err)
+	require.Len(t, tasks, 1)
+	task := tasks[0]
+	require.Equal(t, pipeline.Graph[0].TaskID(created.ID), task.ID)
+	require.Equal(t, pipeline.TaskDedup, task.Type)
+	require.Equal(t, 12, task.MaxRetry)
+	require.Equal(t, 24*time.Hour, task.Retention)
+	require.Equal(t, 2*time.Minute, task.Timeout)
+	pl, err := pipeline.ParseTaskPayload(task.Payload)
+	require.NoError(t, err)
+	require.Equal(t, pipeline.PayloadOf(created), pl)
+	queues, err := insp.Queues()
+	require.NoError(t, err)
+	require.Equal(t, []string{pipeline.QueueDedup}, queues) // ticket.updated fans out to nothing
+
+	// Once done, the task's id stays reserved for Retention: a replay
+	// after completion enqueues nothing either.
+	srv := asynq.NewServer(redisOpt, asynq.Config{Queues: map[string]int{pipeline.QueueDedup: 1}, TaskCheckInterval: 20 * time.Millisecond,
+		Logger: nopLogger{}})
+	require.NoError(t, srv.Start(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })))
+	require.Eventually(t, func() bool {
+		done, err := insp.ListCompletedTasks(pipeline.QueueDedup)
+		return err == nil && len(done) == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	srv.Shutdown()
+	run("replay-after-done")
+	info, err := insp.GetQueueInfo(pipeline.QueueDedup)
+	require.NoError(t, err)
+	require.Equal(t, 0, info.Pending)
+	require.Equal(t, 1, info.Completed)
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Debug(...any) {}
+func (nopLogger) Info(...any)  {}
+func (nopLogger) Warn(...any)  {}
+func (nopLogger) Error(...any) {}
+func (nopLogger) Fatal(...any) {}
+
+func TestDispatcherNeedsRedis(t *testing.T) {
+	require.ErrorContains(t, pipeline.RunDispatcher(context.Background(), pipeline.DispatcherConfig{}), "Redis is required")
+}

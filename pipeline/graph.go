@@ -1,0 +1,91 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/google/uuid"
+)
+
+// The asynq queues, one per stage. Workers are sized per queue
+// (`atumdesk worker --queues dedup=2,triage=8`).
+const (
+	QueueDedup  = "dedup"
+	QueueTriage = "triage"
+	QueueEmbed  = "embed"
+	QueueSLA    = "sla"
+	QueueNotify = "notify"
+)
+
+// Queues lists every known queue, including those whose stage has not
+// arrived yet (they then hold no tasks).
+var Queues = []string{QueueDedup, QueueTriage, QueueEmbed, QueueSLA, QueueNotify}
+
+// KnownQueue reports whether q is one of Queues.
+func KnownQueue(q string) bool { return slices.Contains(Queues, q) }
+
+// Task types, "<entity>:<stage>".
+const (
+	TaskDedup = "ticket:dedup"
+)
+
+// Stage is one edge of the stage graph: an event of type On fans out to a
+// task of TaskType on Queue.
+type Stage struct {
+	Queue    string
+	TaskType string
+	On       string // event type, e.g. EventTicketCreated
+}
+
+// TaskID is the asynq task ID of this stage for one event. Enqueueing the
+// same (stage, event) twice conflicts, so a redelivered event never makes a
+// second task while the first one (or its retention) lives.
+func (s Stage) TaskID(eventID uuid.UUID) string { return s.TaskType + ":" + eventID.String() }
+
+// Graph is the stage graph: which asynq tasks each domain event fans out
+// to. Adding a stage is one package in workers/ plus one line here; the
+// workers' registry test checks that every line has a handler and every
+// handler a line.
+var Graph = []Stage{
+	{Queue: QueueDedup, TaskType: TaskDedup, On: EventTicketCreated},
+}
+
+// StagesFor returns the stages an event of type eventType fans out to.
+func StagesFor(graph []Stage, eventType string) []Stage {
+	var out []Stage
+	for _, s := range graph {
+		if s.On == eventType {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TaskPayload is what every stage task carries: enough to find the ticket
+// and to dedupe on the event (processed_events), small enough for Redis.
+// OrgID also scopes the admin task endpoints to the caller's organisation.
+type TaskPayload struct {
+	EventID     uuid.UUID `json:"event_id"`
+	EventType   string    `json:"event_type"`
+	OrgID       uuid.UUID `json:"org_id"`
+	TicketID    uuid.UUID `json:"ticket_id"`
+	RequesterID uuid.UUID `json:"requester_id"`
+}
+
+// PayloadOf builds the task payload for ev.
+func PayloadOf(ev Event) TaskPayload {
+	return TaskPayload{EventID: ev.ID, EventType: ev.Type, OrgID: ev.OrgID, TicketID: ev.TicketID, RequesterID: ev.RequesterID}
+}
+
+// ParseTaskPayload decodes and checks a task payload.
+func ParseTaskPayload(b []byte) (TaskPayload, error) {
+	var p TaskPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("pipeline: task payload: %w", err)
+	}
+	if p.EventID == uuid.Nil || p.OrgID == uuid.Nil || p.TicketID == uuid.Nil {
+		return p, fmt.Errorf("pipeline: task payload: event_id, org_id and ticket_id are required")
+	}
+	return p, nil
+}

@@ -1,0 +1,180 @@
+package workers
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/atumdesk/atumdesk/internal/testenv"
+	"github.com/atumdesk/atumdesk/pipeline"
+)
+
+func TestParseQueues(t *testing.T) {
+	q, err := ParseQueues(" dedup=2, triage = 8 ")
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{"dedup": 2, "triage": 8}, q)
+
+	for spec, want := range map[string]string{
+		"":                  "no queues given",
+		"dedup":             "want queue=concurrency",
+		"dedup=2,,triage=1": "empty entry",
+		"mail=2":            `unknown queue "mail"; known queues: dedup, triage, embed, sla, notify`,
+		"dedup=0":           "not a number in 1..1000",
+		"dedup=x":           "not a number in 1..1000",
+		"dedup=1001":        "not a number in 1..1000",
+		"dedup=1,dedup=2":   "listed twice",
+	} {
+		_, err := ParseQueues(spec)
+		require.ErrorContains(t, err, want, spec)
+	}
+	require.Equal(t, map[string]int{"dedup": 4}, DefaultQueues())
+}
+
+// Every stage of the graph has a handler, and every handler a stage.
+func TestRegistryMatchesGraph(t *testing.T) {
+	reg := Registry(Deps{})
+	inGraph := map[[2]string]bool{}
+	for _, s := range pipeline.Graph {
+		require.True(t, pipeline.KnownQueue(s.Queue), "stage %+v: unknown queue", s)
+		require.NotNil(t, reg[s.Queue][s.TaskType], "stage %+v has no handler in the registry", s)
+		inGraph[[2]string{s.Queue, s.TaskType}] = true
+	}
+	for q, types := range reg {
+		for typ := range types {
+			require.True(t, inGraph[[2]string{q, typ}], "handler %s/%s has no stage in pipeline.Graph", q, typ)
+		}
+	}
+}
+
+func TestRetryDelayIsExponentialWithJitter(t *testing.T) {
+	f := retryDelay(time.Second, 10*time.Second)
+	for n, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second} {
+		for range 20 {
+			d := f(n, nil, nil)
+			require.GreaterOrEqual(t, d, want/2, "n=%d", n)
+			require.LessOrEqual(t, d, want, "n=%d", n)
+		}
+	}
+}
+
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
+					continue next
+				}
+			}
+			return value(m)
+		}
+	}
+	return -1
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	}
+	return -1
+}
+
+// A failing task is retried with backoff, then archived; the metrics and
+// queue gauges say so; Run stops on cancel.
+func TestRunRetriesThenArchives(t *testing.T) {
+	redisOpt, err := asynq.ParseRedisURI(testenv.RedisURL(t))
+	require.NoError(t, err)
+	var runs, okRuns atomic.Int32
+	handlers := Handlers{pipeline.QueueDedup: {pipeline.TaskDedup: asynq.HandlerFunc(func(_ context.Context, task *asynq.Task) error {
+		runs.Add(1)
+		if strings.Contains(string(task.Payload()), "fail") {
+			return errors.New("boom")
+		}
+		okRuns.Add(1)
+		return nil
+	})}}
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Redis: redisOpt, Queues: map[string]int{"dedup": 2, "triage": 1}, Handlers: handlers,
+			Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Registerer: reg, RetryBase: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+			PollInterval: 50 * time.Millisecond, DepthInterval: 50 * time.Millisecond, ShutdownTimeout: time.Second,
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	client := asynq.NewClient(redisOpt)
+	defer client.Close()
+	failID := "ticket:dedup:" + uuid.NewString()
+	_, err = client.Enqueue(asynq.NewTask(pipeline.TaskDedup, []byte(`{"x":"fail"}`)), asynq.Queue("dedup"), asynq.TaskID(failID), asynq.MaxRetry(2))
+	require.NoError(t, err)
+	_, err = client.Enqueue(asynq.NewTask(pipeline.TaskDedup, []byte(`{"x":"ok"}`)), asynq.Queue("dedup"), asynq.MaxRetry(2))
+	require.NoError(t, err)
+
+	insp := asynq.NewInspector(redisOpt)
+	defer insp.Close()
+	require.Eventually(t, func() bool {
+		info, err := insp.GetTaskInfo("dedup", failID)
+		return err == nil && info.State == asynq.TaskStateArchived
+	}, 10*time.Second, 20*time.Millisecond)
+	info, err := insp.GetTaskInfo("dedup", failID)
+	require.NoError(t, err)
+	require.Equal(t, 2, info.Retried)
+	require.Equal(t, "boom", info.LastErr)
+	require.EqualValues(t, 4, runs.Load()) // 3 failing runs + 1 good one
+	require.EqualValues(t, 1, okRuns.Load())
+
+	q := map[string]string{"queue": "dedup"}
+	require.EqualValues(t, 4, metricValue(t, reg, "atumdesk_tasks_processed_total", q))
+	require.EqualValues(t, 3, metricValue(t, reg, "atumdesk_tasks_failed_total", q))
+	require.EqualValues(t, 4, metricValue(t, reg, "atumdesk_tasks_duration_seconds", q))
+	require.Eventually(t, func() bool {
+		return metricValue(t, reg, "atumdesk_queue_tasks", map[string]string{"queue": "dedup", "state": "archived"}) == 1
+	}, 5*time.Second, 20*time.Millisecond)
+	require.EqualValues(t, 0, metricValue(t, reg, "atumdesk_queue_tasks", map[string]string{"queue": "dedup", "state": "pending"}))
+	// triage has no handlers yet: not served, so no gauges for it
+	require.EqualValues(t, -1, metricValue(t, reg, "atumdesk_queue_tasks", map[string]string{"queue": "triage"}))
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+		done <- nil // for the cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	ctx := context.Background()
+	opt := asynq.RedisClientOpt{Addr: "127.0.0.1:1"}
+	require.ErrorContains(t, Run(ctx, Config{Queues: map[string]int{"dedup": 1}}), "Redis is required")
+	require.ErrorContains(t, Run(ctx, Config{Redis: opt, Queues: map[string]int{"mail": 1}}), `unknown queue "mail"`)
+	require.ErrorContains(t, Run(ctx, Config{Redis: opt, Queues: map[string]int{"dedup": 0}}), "concurrency 0")
+	require.ErrorContains(t, Run(ctx, Config{Redis: opt, Queues: map[string]int{"sla": 1}}), "no queue to serve")
+}
