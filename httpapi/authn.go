@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -78,20 +79,41 @@ func bearerToken(r *http.Request) string {
 	return ""
 }
 
+// principalStaleFor is how long a principal last read from the database
+// may stand in while the database is unreachable, so that intake keeps
+// accepting tickets (they wait on the topic) through a short outage.
+const principalStaleFor = 10 * time.Minute
+
+type cachedPrincipal struct {
+	row     principalRecord
+	fetched time.Time
+}
+
+type principalRecord struct {
+	ID         uuid.UUID
+	OrgID      uuid.UUID
+	Role       models.Role
+	Email      string
+	AllowedIPs string
+}
+
 func (s *Server) loadPrincipal(ctx context.Context, subject string) (*Principal, error) {
-	var row struct {
-		ID         uuid.UUID
-		OrgID      uuid.UUID
-		Role       models.Role
-		Email      string
-		AllowedIPs string
-	}
+	var row principalRecord
 	err := s.db.WithContext(ctx).Raw(`
 		SELECT u.id, u.org_id, u.role, u.email, coalesce(array_to_json(o.allowed_ips)::text, '[]') AS allowed_ips
 		FROM users u JOIN organizations o ON o.id = u.org_id
 		WHERE u.id = ? AND u.is_active AND o.is_active`, subject).Scan(&row).Error
 	if err != nil {
-		return nil, database.Classify(err)
+		err = database.Classify(err)
+		c, ok := s.principals.Load(subject)
+		if !ok || !apperr.IsKind(err, apperr.Unavailable) || time.Since(c.(cachedPrincipal).fetched) > principalStaleFor {
+			return nil, err
+		}
+		row = c.(cachedPrincipal).row
+	} else if row.ID != uuid.Nil {
+		s.principals.Store(subject, cachedPrincipal{row: row, fetched: time.Now()})
+	} else {
+		s.principals.Delete(subject)
 	}
 	if row.ID == uuid.Nil {
 		return nil, apperr.New(apperr.Unauthorized, "The account is disabled or no longer exists.")

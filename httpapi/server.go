@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -85,7 +86,10 @@ type Server struct {
 	intake   *ingest.Service
 	stream   *stream.Hub
 	csrf     *http.CrossOriginProtection
-	secrets  *secretbox.Box
+	// principals caches the last database read of each caller (see
+	// loadPrincipal: used only while the database is unreachable).
+	principals sync.Map
+	secrets    *secretbox.Box
 
 	attachments *storage.Attachments
 }

@@ -145,8 +145,12 @@ func (s *Service) reserve(ctx context.Context, key string, in *pipeline.Intake, 
 		err := s.db.WithContext(ctx).Raw(`SELECT ticket_id, request_hash FROM idempotency_keys WHERE org_id = ? AND scope = ? AND key = ?`,
 			in.OrgID, scope, in.IdempotencyKey).Scan(&row).Error
 		if err != nil {
-			s.rdb.Del(context.WithoutCancel(ctx), key)
-			return nil, database.Classify(err)
+			// PostgreSQL down: the Redis reservation still holds the key
+			// for a day, and the persister's unique (org, key) stops a
+			// second ticket; intake keeps accepting (tickets wait on the
+			// topic).
+			s.log.WarnContext(ctx, "intake: idempotency lookup skipped, database unavailable", "err", err)
+			return nil, nil
 		}
 		if row.TicketID != nil {
 			if hex.EncodeToString(row.RequestHash) != hash {
@@ -259,7 +263,13 @@ func (s *Service) checkReferences(ctx context.Context, sub Submission, fields ma
 	}
 	var defs []models.CustomField
 	if err := db.Where("org_id = ? AND is_active", sub.OrgID).Find(&defs).Error; err != nil {
-		return database.Classify(err)
+		err = database.Classify(err)
+		if len(sub.CustomFields) > 0 || !apperr.IsKind(err, apperr.Unavailable) {
+			return err
+		}
+		// Without the definitions a required field cannot be checked;
+		// accept rather than lose the ticket while PostgreSQL is down.
+		s.log.WarnContext(ctx, "intake: custom fields unchecked, database unavailable", "err", err)
 	}
 	known := map[string]models.CustomField{}
 	for _, d := range defs {

@@ -18,6 +18,11 @@ const (
 	EventTicketAssigned  = "ticket.assigned"
 	EventCommentAdded    = "comment.added"
 	EventDuplicateMarked = "ticket.duplicate_marked"
+	// SLA: a clock started, paused, resumed, was met or had its due times
+	// recomputed (staff); a threshold or the due time was crossed (staff).
+	EventSLAChanged   = "ticket.sla_changed"
+	EventSLAThreshold = "sla.threshold"
+	EventSLABreached  = "sla.breached"
 )
 
 // Audience says who may see an event (SSE filters on it).

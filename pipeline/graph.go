@@ -28,6 +28,7 @@ func KnownQueue(q string) bool { return slices.Contains(Queues, q) }
 // Task types, "<entity>:<stage>".
 const (
 	TaskDedup = "ticket:dedup"
+	TaskSLA   = "ticket:sla" // also the SLA timers, scheduled by the stage itself
 )
 
 // Stage is one edge of the stage graph: an event of type On fans out to a
@@ -49,6 +50,8 @@ func (s Stage) TaskID(eventID uuid.UUID) string { return s.TaskType + ":" + even
 // handler a line.
 var Graph = []Stage{
 	{Queue: QueueDedup, TaskType: TaskDedup, On: EventTicketCreated},
+	{Queue: QueueSLA, TaskType: TaskSLA, On: EventTicketCreated},
+	{Queue: QueueSLA, TaskType: TaskSLA, On: EventSLAChanged},
 }
 
 // StagesFor returns the stages an event of type eventType fans out to.

@@ -35,12 +35,16 @@ const (
 	RejectVersion     = "unsupported_version" // an Intake version this build does not know
 	RejectInvalid     = "invalid"             // a field the database would refuse
 	RejectUnknownOrg  = "unknown_org"
-	RejectUnknownUser = "unknown_user"  // Requester.UserID is not a user of the org
-	RejectDatabase    = "db_rejected"   // the database refused this one intake (constraint, bad JSON value)
-	dupTicketID       = "ticket_id"     // the ticket exists: a replay
-	dupIdempotency    = "idempotency"   // another ticket holds the (org, scope, key)
-	dupMessageID      = "message_id"    // another ticket was opened by the same e-mail
-	dupInBatch        = "batch_replica" // the same ticket id twice in one batch (a producer retry)
+	RejectUnknownUser = "unknown_user" // Requester.UserID is not a user of the org
+	RejectDatabase    = "db_rejected"  // the database refused this one intake (an unforeseen constraint)
+)
+
+// What a duplicate matched (atumdesk_persister_duplicates_total{reason}).
+const (
+	dupTicketID    = "ticket_id"     // the ticket exists: a replay
+	dupIdempotency = "idempotency"   // another ticket holds the (org, scope, key)
+	dupMessageID   = "message_id"    // another ticket was opened by the same e-mail
+	dupInBatch     = "batch_replica" // the same ticket id twice in one batch (a producer retry)
 )
 
 // TicketCreatedData is the Data of an EventTicketCreated event.

@@ -114,10 +114,10 @@ func newRelayMetrics(reg prometheus.Registerer) (relayMetrics, error) {
 //     while a later one succeeds, the failed events are republished after
 //     the later ones. Event ids are UUIDv7 (time-ordered): a consumer that
 //     needs strict order can tell.
-//   - An event Kafka refuses for good would block the relay (retried with
-//     backoff, last_error saying why, atumdesk_outbox_backlog growing):
-//     EmitEvents refuses events above MaxEventBytes so that size, the one
-//     such cause, cannot happen.
+//   - An event Kafka refuses for good blocks the relay (retried with
+//     backoff, last_error saying why, atumdesk_outbox_backlog growing) until
+//     an operator deals with the row; EmitEvents refuses events above
+//     MaxEventBytes, so that the likely cause, size, cannot happen.
 //
 // While Kafka is down rounds fail and back off, rows stay unpublished
 // (attempts and last_error record it) and atumdesk_outbox_backlog grows.

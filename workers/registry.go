@@ -5,10 +5,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
 	"github.com/atumdesk/atumdesk/pipeline"
 	"github.com/atumdesk/atumdesk/workers/dedup"
+	"github.com/atumdesk/atumdesk/workers/sla"
 )
 
 // Deps are what the stage handlers need.
@@ -16,6 +18,10 @@ type Deps struct {
 	DB          *gorm.DB
 	Logger      *slog.Logger
 	DedupWindow time.Duration // 0: dedup.DefaultWindow
+	// Redis is where the sla stage schedules its timers and Registerer
+	// takes its metrics (Run fills both from its Config when unset).
+	Redis      asynq.RedisConnOpt
+	Registerer prometheus.Registerer
 }
 
 // Handlers maps queue → task type → handler.
@@ -29,5 +35,6 @@ func Registry(d Deps) Handlers {
 		pipeline.QueueDedup: {
 			pipeline.TaskDedup: dedup.New(d.DB, dedup.Config{Window: d.DedupWindow, Logger: d.Logger}),
 		},
+		pipeline.QueueSLA: {pipeline.TaskSLA: sla.New(d.DB, sla.Config{Redis: d.Redis, Logger: d.Logger, Registerer: d.Registerer})},
 	}
 }

@@ -106,6 +106,12 @@ func Run(ctx context.Context, cfg Config) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Handlers == nil {
+		if cfg.Deps.Redis == nil {
+			cfg.Deps.Redis = cfg.Redis
+		}
+		if cfg.Deps.Registerer == nil {
+			cfg.Deps.Registerer = cfg.Registerer
+		}
 		cfg.Handlers = Registry(cfg.Deps)
 	}
 	if cfg.RetryBase <= 0 {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"text/tabwriter"
 
+	"github.com/atumdesk/atumdesk/ingest/mail"
 	"github.com/atumdesk/atumdesk/internal/config"
 	"github.com/atumdesk/atumdesk/internal/database"
 	"github.com/atumdesk/atumdesk/internal/seed"
@@ -74,4 +76,22 @@ func runSeed(ctx context.Context, cfg *config.Config, args []string, out io.Writ
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Org, l.Role, l.Email, pw)
 	}
 	return tw.Flush()
+}
+
+// runMail is `atumdesk mail parse FILE.eml`: what ingest makes of a raw
+// message, as JSON — the tool to see why a mail was quarantined.
+func runMail(args []string, out io.Writer) error {
+	if len(args) != 2 || args[0] != "parse" {
+		return usageError{fmt.Errorf("want `mail parse FILE.eml`")}
+	}
+	raw, err := os.ReadFile(args[1])
+	if err != nil {
+		return usageError{err}
+	}
+	b, err := mail.Describe(raw)
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(append(b, '\n'))
+	return err
 }

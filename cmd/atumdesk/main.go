@@ -29,6 +29,9 @@ Usage:
   atumdesk migrate up|status        apply or list the database migrations
   atumdesk seed --demo [--password P]  create the demo organisations and users (idempotent)
 
+  atumdesk mail parse FILE.eml      print, as JSON, what ingest makes of a raw message
+  atumdesk loadtest -password P [-rate 500 -duration 20s]  measure intake throughput and latency
+
 Configuration is read from ATUMDESK_* environment variables (see README).
 `
 
@@ -62,6 +65,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runWorker(ctx, cfg, log, rest)
 	case "migrate":
 		err = runMigrate(ctx, cfg, rest, stdout)
+	case "mail":
+		err = runMail(rest, stdout)
+	case "loadtest":
+		err = runLoadtest(ctx, cfg, rest, stdout)
 	case "seed":
 		err = runSeed(ctx, cfg, rest, stdout)
 	default:

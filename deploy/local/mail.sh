@@ -285,7 +285,7 @@ dovecot_down() {
     pid=$(<"$DOVECOT_PID")
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 60; i++)); do alive "$pid" || break; sleep 0.5; done
-    alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+    if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   else
     log "dovecot: not running"
   fi

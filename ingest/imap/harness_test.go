@@ -149,6 +149,7 @@ type mbOpts struct {
 	folder      string
 	afterIngest string
 	password    string
+	noReset     bool // the caller emptied the account already
 }
 
 // mailbox registers the test user's mailbox (password sealed like the API
@@ -159,7 +160,9 @@ func (h *harness) mailbox(user string, mods ...func(*mbOpts)) uuid.UUID {
 	for _, m := range mods {
 		m(&o)
 	}
-	h.reset(user)
+	if !o.noReset {
+		h.reset(user)
+	}
 	addr := h.env.imaps
 	switch o.tls {
 	case "starttls", "none":
@@ -231,22 +234,62 @@ func (h *harness) login(user string) *imapclient.Client {
 // reset empties user's INBOX and deletes its other folders.
 func (h *harness) reset(user string) {
 	h.t.Helper()
-	c := h.login(user)
-	defer c.Logout()
+	require.NoError(h.t, h.resetErr(user), user)
+}
+
+// resetAll resets users, ten at a time.
+func (h *harness) resetAll(users []string) {
+	h.t.Helper()
+	sem := make(chan struct{}, 10)
+	errs := make([]error, len(users))
+	var wg sync.WaitGroup
+	for i, u := range users {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = h.resetErr(u)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		require.NoError(h.t, err, users[i])
+	}
+}
+
+func (h *harness) resetErr(user string) error {
+	c, err := imapclient.DialTLS(h.env.imaps, &imapclient.Options{TLSConfig: h.env.tls})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Login(user, h.env.password).Wait(); err != nil {
+		return err
+	}
 	list, err := c.List("", "*", nil).Collect()
-	require.NoError(h.t, err)
+	if err != nil {
+		return err
+	}
 	for _, l := range list {
 		if !strings.EqualFold(l.Mailbox, "INBOX") {
-			require.NoError(h.t, c.Delete(l.Mailbox).Wait(), l.Mailbox)
+			if err := c.Delete(l.Mailbox).Wait(); err != nil {
+				return fmt.Errorf("delete %s: %w", l.Mailbox, err)
+			}
 		}
 	}
 	sel, err := c.Select("INBOX", nil).Wait()
-	require.NoError(h.t, err)
-	if sel.NumMessages > 0 {
-		require.NoError(h.t, c.Store(goimap.SeqSet{goimap.SeqRange{Start: 1, Stop: 0}},
-			&goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Silent: true, Flags: []goimap.Flag{goimap.FlagDeleted}}, nil).Close())
-		require.NoError(h.t, c.Expunge().Close())
+	if err != nil {
+		return err
 	}
+	if sel.NumMessages > 0 {
+		if err := c.Store(goimap.SeqSet{goimap.SeqRange{Start: 1, Stop: 0}},
+			&goimap.StoreFlags{Op: goimap.StoreFlagsAdd, Silent: true, Flags: []goimap.Flag{goimap.FlagDeleted}}, nil).Close(); err != nil {
+			return err
+		}
+		if err := c.Expunge().Close(); err != nil {
+			return err
+		}
+	}
+	return c.Logout().Wait()
 }
 
 // send submits a message over SMTP (plain, no STARTTLS: loopback test

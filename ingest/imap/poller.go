@@ -334,9 +334,10 @@ func (p *Poller) shutdown() {
 func (p *Poller) runMailbox(ctx context.Context, id uuid.UUID) {
 	log := p.log.With("mailbox_id", id)
 	wait := p.cfg.ReconnectMin
+	var stuck *stuckMessage
 	for {
 		started := time.Now()
-		stage, err := p.session(ctx, id, log)
+		stage, err := p.session(ctx, id, log, &stuck)
 		if ctx.Err() != nil || errors.Is(err, errLeaseLost) {
 			return
 		}

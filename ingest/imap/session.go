@@ -26,6 +26,10 @@ import (
 // password sealed in password_enc.
 const credentialsSecretbox = "secretbox"
 
+// stuckLimit: sessions failing on fetching the same message this many
+// times in a row quarantine it unfetched.
+const stuckLimit = 5
+
 // session is one IMAP connection of one mailbox.
 type session struct {
 	p    *Poller
@@ -40,11 +44,26 @@ type session struct {
 	// saved only when it is complete, so a crash meanwhile repeats it
 	// (UNSEEN again) instead of reading the whole archive.
 	firstSync bool
+	// stuck is the message sessions keep failing on (fetch); giveUp set
+	// means quarantine it unfetched this time so the mailbox goes on.
+	stuck *stuckMessage
 }
+
+// stuckMessage tracks consecutive session failures on one message.
+type stuckMessage struct {
+	uidValidity uint32
+	uid         goimap.UID
+	failures    int
+	lastErr     string
+}
+
+// giveUp reports whether the message has failed often enough.
+func (st *stuckMessage) giveUp(limit int) bool { return st != nil && st.failures >= limit }
 
 // session connects, catches up and then waits for new mail until an error
 // or ctx ends. stage names the step that failed, for logs and metrics.
-func (p *Poller) session(ctx context.Context, id uuid.UUID, log *slog.Logger) (stage string, err error) {
+// stuck carries the message the previous sessions failed on in and out.
+func (p *Poller) session(ctx context.Context, id uuid.UUID, log *slog.Logger, stuck **stuckMessage) (stage string, err error) {
 	mb, err := p.st.load(ctx, id)
 	if err != nil {
 		return "load", err
@@ -53,7 +72,8 @@ func (p *Poller) session(ctx context.Context, id uuid.UUID, log *slog.Logger) (s
 	if err != nil {
 		return "credentials", err
 	}
-	s := &session{p: p, mb: mb, log: log, wake: make(chan struct{}, 1)}
+	s := &session{p: p, mb: mb, log: log, wake: make(chan struct{}, 1), stuck: *stuck}
+	defer func() { *stuck = s.stuck }()
 	if s.c, err = p.dial(mb, s.onMailbox); err != nil {
 		return "connect", err
 	}
@@ -235,7 +255,9 @@ func (s *session) waitForMail(ctx context.Context, idle bool) (refresh bool, err
 		case <-s.wake:
 		case <-time.After(s.p.cfg.PollInterval):
 		}
-		return false, nil
+		// NOOP is how a client polls: the server checks the folder for new
+		// mail (a FETCH alone may be answered from its cached view).
+		return false, s.c.Noop().Wait()
 	}
 	cmd, err := s.c.Idle()
 	if err != nil {
@@ -368,10 +390,28 @@ func (s *session) handle(ctx context.Context, l listed) (string, error) {
 		s.log.Warn("imap: message quarantined", "uid", l.uid, "err", cause)
 		return s.done(ctx, l.uid)
 	}
+	if st := s.stuck; st.giveUp(stuckLimit) && st.uid == l.uid && st.uidValidity == s.uidValidity {
+		// The server keeps failing to deliver this one message: keep a
+		// record of it (unfetched, like an oversized one) and go on.
+		cause := fmt.Sprintf("the server failed %d times to return the message: %s", st.failures, st.lastErr)
+		if err := p.st.quarantine(ctx, msg, fmt.Sprintf("uid:%d:%d", s.uidValidity, l.uid), l.size, st.failures, cause); err != nil {
+			return "quarantine", err
+		}
+		p.m.messages.WithLabelValues("quarantined").Inc()
+		s.log.Warn("imap: unfetchable message quarantined", "uid", l.uid, "err", cause)
+		s.stuck = nil
+		return s.done(ctx, l.uid)
+	}
 	raw, date, found, err := s.fetch(l.uid)
 	if err != nil {
+		if s.stuck == nil || s.stuck.uid != l.uid || s.stuck.uidValidity != s.uidValidity {
+			s.stuck = &stuckMessage{uidValidity: s.uidValidity, uid: l.uid}
+		}
+		s.stuck.failures++
+		s.stuck.lastErr = err.Error()
 		return "fetch", err
 	}
+	s.stuck = nil
 	if !found { // expunged meanwhile by someone else
 		return s.advance(ctx, l.uid)
 	}

@@ -65,8 +65,9 @@ func dedupeKey(messageID, sha string) string {
 //     the mailbox and can be replayed by an admin.
 //   - ctx is cancelled when the poller stops or loses the mailbox's lease;
 //     an error returned then is not counted as a failed attempt.
-//   - Deliver may be called concurrently for different mailboxes, never
-//     concurrently for the same mailbox.
+//   - Deliver is called concurrently for different mailboxes; for one
+//     mailbox, fetched messages come one at a time in UID order, but a
+//     replay may run alongside them.
 type Sink interface {
 	Deliver(ctx context.Context, m *Message) error
 }

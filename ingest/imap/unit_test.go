@@ -74,3 +74,18 @@ func TestJitterAndDefaults(t *testing.T) {
 	require.False(t, IsPermanent(os.ErrClosed))
 	require.Nil(t, Permanent(nil))
 }
+
+func TestTLSConfig(t *testing.T) {
+	c, err := TLSConfig("")
+	require.NoError(t, err)
+	require.Nil(t, c)
+	_, err = TLSConfig(filepath.Join(t.TempDir(), "missing.pem"))
+	require.Error(t, err)
+	empty := filepath.Join(t.TempDir(), "empty.pem")
+	require.NoError(t, os.WriteFile(empty, []byte("not a certificate"), 0o600))
+	_, err = TLSConfig(empty)
+	require.ErrorContains(t, err, "no PEM certificate")
+	c, err = TLSConfig(envOr("ATUMDESK_TEST_MAIL_CA", "../../data/mail/tls/cert.pem"))
+	require.NoError(t, err)
+	require.NotNil(t, c.RootCAs)
+}

@@ -286,6 +286,7 @@ func TestMalformedCorpus(t *testing.T) {
 		t.Fatalf("malformed corpus: only %d files found", len(files))
 	}
 	quarantined := 0
+	var empty []string // nothing recovered at all
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
@@ -302,7 +303,12 @@ func TestMalformedCorpus(t *testing.T) {
 			quarantined++
 		default:
 			t.Errorf("%s: Parse = %v, %v; want a Message or a quarantine error", f, m, err)
+			continue
+		}
+		if m.Subject == "" && strings.TrimSpace(m.FullText) == "" && len(m.Attachments) == 0 {
+			empty = append(empty, filepath.Base(filepath.Dir(f))+"/"+filepath.Base(f))
 		}
 	}
-	t.Logf("%d malformed messages: %d parsed, %d quarantined (no usable sender)", len(files), len(files)-quarantined, quarantined)
+	t.Logf("%d malformed messages: %d parsed, %d quarantined (no usable sender); nothing recovered from %v",
+		len(files), len(files)-quarantined, quarantined, empty)
 }

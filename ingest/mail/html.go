@@ -16,8 +16,15 @@ import (
 // needs. Properties that can pull remote content (background, url()) or lay
 // an element over the desk's own interface (position, z-index, display)
 // are not allowed. Built once: a policy is safe for concurrent use.
-var htmlPolicy = sync.OnceValue(func() *bluemonday.Policy {
+var htmlPolicy = sync.OnceValue(func() *bluemonday.Policy { return newPolicy(true) })
+
+// strictHTMLPolicy also drops relative URLs, for HTML that could not be
+// parsed into a tree (where sanitiseHTML cannot drop them itself).
+var strictHTMLPolicy = sync.OnceValue(func() *bluemonday.Policy { return newPolicy(false) })
+
+func newPolicy(relativeURLs bool) *bluemonday.Policy {
 	p := bluemonday.UGCPolicy()
+	p.AllowRelativeURLs(relativeURLs)
 	p.AllowStyles(
 		"color", "background-color",
 		"font", "font-family", "font-size", "font-style", "font-weight", "font-variant",
@@ -36,7 +43,7 @@ var htmlPolicy = sync.OnceValue(func() *bluemonday.Policy {
 	p.AllowElements("font", "center")
 	p.AddTargetBlankToFullyQualifiedLinks(true)
 	return p
-})
+}
 
 // sanitiseHTML rewrites cid: image references to cidURL and sanitises the
 // body. It returns the safe HTML and the Content-IDs the HTML shows.
@@ -44,20 +51,31 @@ func sanitiseHTML(raw, cidURL string) (string, map[string]bool) {
 	cids := map[string]bool{}
 	doc, err := goquery.NewDocumentFromReader(strings.NewReader(raw))
 	if err != nil {
-		return strings.TrimSpace(htmlPolicy().Sanitize(raw)), cids
+		return strings.TrimSpace(strictHTMLPolicy().Sanitize(raw)), cids
 	}
-	doc.Find("img[src]").Each(func(_ int, img *goquery.Selection) {
-		src := strings.TrimSpace(img.AttrOr("src", ""))
-		if len(src) < 4 || !strings.EqualFold(src[:4], "cid:") {
-			return
+	doc.Find("[src], [href]").Each(func(_ int, el *goquery.Selection) {
+		for _, attr := range []string{"src", "href"} {
+			v, ok := el.Attr(attr)
+			if !ok {
+				continue
+			}
+			v = strings.TrimSpace(v)
+			if attr == "src" && len(v) >= 4 && strings.EqualFold(v[:4], "cid:") {
+				cid := v[4:]
+				if u, err := url.PathUnescape(cid); err == nil {
+					cid = u
+				}
+				cid = strings.Trim(cid, "<> ")
+				cids[strings.ToLower(cid)] = true
+				el.SetAttr("src", strings.ReplaceAll(cidURL, "{cid}", url.PathEscape(cid)))
+				continue
+			}
+			// A mail has no base URL: a relative link could only point into
+			// the desk itself (a forged request an agent clicks), so it goes.
+			if u, err := url.Parse(v); err != nil || !u.IsAbs() {
+				el.RemoveAttr(attr)
+			}
 		}
-		cid := src[4:]
-		if u, err := url.PathUnescape(cid); err == nil {
-			cid = u
-		}
-		cid = strings.Trim(cid, "<> ")
-		cids[strings.ToLower(cid)] = true
-		img.SetAttr("src", strings.ReplaceAll(cidURL, "{cid}", url.PathEscape(cid)))
 	})
 	body, err := doc.Find("body").Html()
 	if err != nil {
@@ -68,11 +86,49 @@ func sanitiseHTML(raw, cidURL string) (string, map[string]bool) {
 
 // htmlToText renders HTML as readable plain text (links kept in brackets).
 func htmlToText(s string) string {
-	t, err := html2text.FromString(s)
-	if err != nil {
-		return ""
+	if t, err := html2text.FromString(s); err == nil {
+		return t
 	}
-	return t
+	// The tree parser refuses some input (nesting deeper than 512
+	// elements): fall back to the tokenizer, which has no such limit.
+	return tokenText(s)
+}
+
+// lineBreakTags end a line in tokenText.
+var lineBreakTags = map[string]bool{
+	"p": true, "div": true, "br": true, "li": true, "tr": true, "blockquote": true, "pre": true,
+	"h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true, "hr": true, "table": true,
+}
+
+// tokenText extracts the text of HTML token by token, skipping script and
+// style content and breaking lines at block elements.
+func tokenText(s string) string {
+	var b strings.Builder
+	z := html.NewTokenizer(strings.NewReader(s))
+	skip := 0
+	for {
+		switch tt := z.Next(); tt {
+		case html.ErrorToken:
+			return b.String()
+		case html.TextToken:
+			if skip == 0 {
+				b.Write(z.Text())
+			}
+		case html.StartTagToken, html.EndTagToken, html.SelfClosingTagToken:
+			name, _ := z.TagName()
+			tag := string(name)
+			if tag == "script" || tag == "style" || tag == "head" {
+				if tt == html.StartTagToken {
+					skip++
+				} else if tt == html.EndTagToken && skip > 0 {
+					skip--
+				}
+			}
+			if lineBreakTags[tag] {
+				b.WriteByte('\n')
+			}
+		}
+	}
 }
 
 // Quoted history in the markup of the common clients.
@@ -91,53 +147,79 @@ const (
 // HTML: our ReplyMarker and what follows, the clients' quote markup, and
 // an Outlook header block ("From: … Sent: …") with what follows. An
 // attribution line left dangling at the end ("On … wrote:") goes too.
-func stripHTMLQuotes(raw string) string {
+// changed is false when there was nothing to remove.
+func stripHTMLQuotes(raw string) (out string, changed bool) {
 	doc, err := goquery.NewDocumentFromReader(strings.NewReader(raw))
 	if err != nil {
-		return raw
+		return raw, false
 	}
 	body := doc.Find("body")
 	if body.Length() == 0 {
-		return raw
+		return raw, false
 	}
-	if n := findText(body.Get(0), func(s string) bool { return strings.Contains(s, ReplyMarker) }); n != nil {
-		cutFrom(n, body.Get(0))
+	root := body.Get(0)
+	cut := func(n *html.Node) {
+		if n.Parent != nil {
+			cutFrom(n, root)
+			changed = true
+		}
+	}
+	if n := findText(root, func(s string) bool { return strings.Contains(s, ReplyMarker) }); n != nil {
+		cut(n)
 	}
 	body.Find(historySelectors).Each(func(_ int, s *goquery.Selection) {
 		// Outlook on the web draws an <hr> just above its header.
 		if prev := s.PrevAll().First(); prev.Is("hr") {
 			prev.Remove()
 		}
-		if n := s.Get(0); n.Parent != nil {
-			cutFrom(n, body.Get(0))
-		}
+		cut(s.Get(0))
 	})
-	quotes := body.Find(quoteSelectors)
-	removed := quotes.Length() > 0
-	quotes.Remove()
-	// Outlook desktop: a bordered <div> whose text starts "From:".
+	if quotes := body.Find(quoteSelectors); quotes.Length() > 0 {
+		quotes.Remove()
+		changed = true
+	}
+	// Outlook desktop: a bordered <div> whose text starts "From:". Only
+	// the first few candidates are read (each read walks the subtree).
+	candidates := 0
 	body.Find("div[style]").EachWithBreak(func(_ int, s *goquery.Selection) bool {
 		style := strings.ToLower(strings.ReplaceAll(s.AttrOr("style", ""), " ", ""))
-		if (strings.Contains(style, "border-top:solid#e1e1e1") || strings.Contains(style, "border-top:solid#b5c4df")) &&
-			outlookFrom.MatchString(strings.TrimSpace(plainSpaces(s.Text()))) {
-			if n := s.Get(0); n.Parent != nil {
-				cutFrom(n, body.Get(0))
-			}
+		if !strings.Contains(style, "border-top:solid#e1e1e1") && !strings.Contains(style, "border-top:solid#b5c4df") {
+			return true
+		}
+		if candidates++; candidates > 20 {
+			return false
+		}
+		if outlookFrom.MatchString(strings.TrimSpace(plainSpaces(firstText(s.Get(0), 200)))) {
+			cut(s.Get(0))
 			return false
 		}
 		return true
 	})
-	if n := findText(body.Get(0), func(s string) bool { return originalMessage.MatchString(plainSpaces(s)) }); n != nil {
-		cutFrom(n, body.Get(0))
+	if n := findText(root, func(s string) bool { return originalMessage.MatchString(plainSpaces(s)) }); n != nil {
+		cut(n)
 	}
-	if removed {
-		dropTrailingAttribution(body.Get(0))
+	if !changed {
+		return raw, false
 	}
-	out, err := body.Html()
-	if err != nil {
-		return raw
+	dropTrailingAttribution(root)
+	if out, err = body.Html(); err != nil {
+		return raw, false
 	}
-	return out
+	return out, true
+}
+
+// firstText is the start (about max bytes) of the text under n.
+func firstText(n *html.Node, max int) string {
+	var b strings.Builder
+	for d := range n.Descendants() {
+		if d.Type == html.TextNode {
+			b.WriteString(d.Data)
+			if b.Len() >= max {
+				break
+			}
+		}
+	}
+	return b.String()
 }
 
 // findText returns the first text node under root whose text satisfies

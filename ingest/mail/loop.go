@@ -26,7 +26,8 @@ type LoopVerdict struct {
 	// BouncedRecipients lists the addresses it reports as failed.
 	Bounce            bool     `json:"bounce"`
 	BouncedRecipients []string `json:"bounced_recipients,omitempty"`
-	// Ours: the message carries LoopHeader, i.e. it is mail we sent.
+	// Ours: the message carries LoopHeader (with Options.LoopToken when
+	// one is set), i.e. it is mail we sent.
 	Ours bool `json:"ours"`
 	// Reasons says which header or structure triggered each flag.
 	Reasons []string `json:"reasons,omitempty"`
@@ -42,8 +43,8 @@ var listHeaders = []string{"List-Id", "List-Unsubscribe", "List-Post", "List-Hel
 
 // loopVerdict judges the top-level header and, for a delivery report, its
 // machine-readable part.
-func loopVerdict(root *enmime.Part) LoopVerdict {
-	v := headerVerdict(root.Header, mediaType(root))
+func loopVerdict(root *enmime.Part, loopToken string) LoopVerdict {
+	v := headerVerdict(root.Header, mediaType(root), loopToken)
 	if mediaType(root) == "multipart/report" {
 		rep, err := dsn.ParseReport(root)
 		if err == nil && rep != nil {
@@ -68,8 +69,9 @@ func loopVerdict(root *enmime.Part) LoopVerdict {
 	return v
 }
 
-// headerVerdict applies the header rules; ctype is the top-level media type.
-func headerVerdict(h textproto.MIMEHeader, ctype string) LoopVerdict {
+// headerVerdict applies the header rules; ctype is the top-level media
+// type, loopToken Options.LoopToken.
+func headerVerdict(h textproto.MIMEHeader, ctype, loopToken string) LoopVerdict {
 	var v LoopVerdict
 	if h == nil {
 		return v
@@ -115,9 +117,16 @@ func headerVerdict(h textproto.MIMEHeader, ctype string) LoopVerdict {
 		strings.Contains(s, "autoreply") || strings.Contains(s, "oof") {
 		v.suppress("X-Auto-Response-Suppress: " + headerText(h.Get("X-Auto-Response-Suppress")))
 	}
-	if len(h.Values(LoopHeader)) > 0 {
-		v.Ours = true
-		v.suppress(LoopHeader + " present: our own mail came back")
+	if vals := h.Values(LoopHeader); len(vals) > 0 {
+		v.Ours = loopToken == ""
+		for _, val := range vals {
+			v.Ours = v.Ours || strings.TrimSpace(val) == loopToken
+		}
+		if v.Ours {
+			v.suppress(LoopHeader + ": our own mail came back")
+		} else {
+			v.suppress(LoopHeader + " present with a foreign value")
+		}
 	}
 	return v
 }

@@ -8,6 +8,7 @@ import (
 	"net/textproto"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/jhillyerd/enmime/v2"
 	"github.com/jhillyerd/enmime/v2/mediatype"
@@ -17,8 +18,9 @@ import (
 // parts are skipped (and reported) instead of failing the message, a
 // multipart without a boundary is read as one part, and partially decoded
 // content is kept. The declared charset is trusted when there is one
-// (statistical detection mislabels short texts).
-func newParser() *enmime.Parser {
+// (statistical detection mislabels short texts). rawContent skips the
+// transfer and charset decoding.
+func newParser(rawContent bool) *enmime.Parser {
 	return enmime.NewParser(
 		enmime.SkipMalformedParts(true),
 		enmime.MultipartWOBoundaryAsSinglePart(true),
@@ -27,6 +29,7 @@ func newParser() *enmime.Parser {
 		enmime.DisableCharacterDetection(true),
 		enmime.MaxStoredPartErrors(maxErrors),
 		enmime.SetCustomParseMediaType(parseMediaType),
+		enmime.RawContent(rawContent),
 	)
 }
 
@@ -43,16 +46,43 @@ func parseMediaType(ctype string) (string, map[string]string, []string, error) {
 // parseMIME is the normal path: enmime reads the MIME tree, then the
 // header fields, views and attachments are taken from it.
 func parseMIME(raw []byte, opts Options) *Message {
-	root, err := newParser().ReadParts(bytes.NewReader(raw))
+	root, err := newParser(false).ReadParts(bytes.NewReader(raw))
 	if err != nil {
-		m := parsePlain(raw)
+		m := parsePlain(raw, opts)
 		m.addError("MIME structure unreadable (%v): read as plain text", err)
 		return m
 	}
 	m := &Message{}
+	repairFalseBase64(m, raw, root)
 	readHeader(m, root.Header)
 	b := splitBodies(root)
+	cids := fillBodies(m, b, opts)
 
+	for _, p := range b.attachments {
+		if len(p.Content) == 0 && p.FileName == "" && (strings.HasPrefix(mediaType(p), "multipart/") || p.ContentType == "") {
+			continue // an empty container or a bare boundary: nothing to keep
+		}
+		m.Attachments = append(m.Attachments, attachment(p, cids))
+	}
+	if m.FullText == "" && m.FullHTML == "" && len(m.Attachments) == 0 {
+		// No part could be read (boundaries that never match, say): the
+		// body is kept as text rather than lost.
+		if body := salvageText(normaliseText(strings.ToValidUTF8(string(bodyOf(raw)), "\uFFFD"))); body != "" {
+			m.FullText, m.Text = body, body
+			m.addError("no readable MIME part: the raw body is kept as text")
+		}
+	}
+	m.Loop = loopVerdict(root, opts.LoopToken)
+
+	for _, e := range collectErrors(root) {
+		m.addError("%s", e)
+	}
+	return m
+}
+
+// fillBodies sets the text and HTML fields of m from the views in b and
+// returns the Content-IDs the HTML shows (lower-case).
+func fillBodies(m *Message, b bodies, opts Options) map[string]bool {
 	var texts []string
 	for _, p := range b.text {
 		switch mediaType(p) {
@@ -89,8 +119,11 @@ func parseMIME(raw []byte, opts Options) *Message {
 	if hasHTML {
 		raw := strings.Join(htmls, "\n")
 		m.FullHTML, cids = sanitiseHTML(raw, opts.CIDURL)
-		newHTML := stripHTMLQuotes(raw)
-		m.HTML, _ = sanitiseHTML(newHTML, opts.CIDURL)
+		newHTML, changed := stripHTMLQuotes(raw)
+		m.HTML = m.FullHTML
+		if changed {
+			m.HTML, _ = sanitiseHTML(newHTML, opts.CIDURL)
+		}
 		if len(b.text) > 0 && allHTML(b.text) {
 			// No text/plain alternative: the new text comes from the HTML,
 			// where quotes are marked up rather than guessed.
@@ -108,27 +141,7 @@ func parseMIME(raw []byte, opts Options) *Message {
 	if hasHTML && strings.TrimSpace(htmlToText(m.HTML)) == "" && !strings.Contains(m.HTML, "<img") {
 		m.HTML = m.FullHTML
 	}
-
-	for _, p := range b.attachments {
-		if len(p.Content) == 0 && p.FileName == "" && (isContainer(p) || strings.HasPrefix(mediaType(p), "multipart/") || p.ContentType == "") {
-			continue // an empty container or a bare boundary: nothing to keep
-		}
-		m.Attachments = append(m.Attachments, attachment(p, cids))
-	}
-	if m.FullText == "" && m.FullHTML == "" && len(m.Attachments) == 0 {
-		// No part could be read (boundaries that never match, say): the
-		// body is kept as text rather than lost.
-		if body := salvageText(normaliseText(strings.ToValidUTF8(string(bodyOf(raw)), "\uFFFD"))); body != "" {
-			m.FullText, m.Text = body, body
-			m.addError("no readable MIME part: the raw body is kept as text")
-		}
-	}
-	m.Loop = loopVerdict(root)
-
-	for _, e := range collectErrors(root) {
-		m.addError("%s", e)
-	}
-	return m
+	return cids
 }
 
 func allHTML(parts []*enmime.Part) bool {
@@ -208,7 +221,7 @@ func readHeader(m *Message, h textproto.MIMEHeader) {
 // parsePlain is the fallback when the MIME structure cannot be read: the
 // header block (if any) is read leniently and everything after it is the
 // text.
-func parsePlain(raw []byte) *Message {
+func parsePlain(raw []byte, opts Options) *Message {
 	m := &Message{}
 	br := bufio.NewReader(bytes.NewReader(raw))
 	body := raw
@@ -226,8 +239,58 @@ func parsePlain(raw []byte) *Message {
 	if m.Text = StripQuotes(m.FullText); m.Text == "" {
 		m.Text = m.FullText
 	}
-	m.Loop = headerVerdict(h, "")
+	m.Loop = headerVerdict(h, "", opts.LoopToken)
 	return m
+}
+
+// repairFalseBase64 replaces the content of text parts that claim base64
+// but decode to garbage (plain text sent with a wrong
+// Content-Transfer-Encoding) with their bytes as sent.
+func repairFalseBase64(m *Message, raw []byte, root *enmime.Part) {
+	var bad []*enmime.Part
+	_ = root.DepthMatchAll(func(p *enmime.Part) bool {
+		if strings.HasPrefix(mediaType(p), "text/") && garbled(p.Content) &&
+			strings.EqualFold(strings.TrimSpace(p.Header.Get("Content-Transfer-Encoding")), "base64") {
+			bad = append(bad, p)
+		}
+		return false
+	})
+	if len(bad) == 0 {
+		return
+	}
+	asSent, err := newParser(true).ReadParts(bytes.NewReader(raw))
+	if err != nil {
+		return
+	}
+	byID := map[string]*enmime.Part{}
+	_ = asSent.DepthMatchAll(func(p *enmime.Part) bool {
+		byID[p.PartID] = p
+		return false
+	})
+	for _, p := range bad {
+		if r := byID[p.PartID]; r != nil {
+			p.Content = r.Content
+			m.addError("part %s: declared base64 but is not: kept as sent", p.PartID)
+		}
+	}
+}
+
+// garbled reports decoded text that is mostly not text: over a fifth of
+// its runes invalid UTF-8, replacement characters or control characters.
+func garbled(b []byte) bool {
+	if len(b) < 16 {
+		return false
+	}
+	bad, n := 0, 0
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		b = b[size:]
+		n++
+		if r == utf8.RuneError || (r < 0x20 && r != '\n' && r != '\r' && r != '\t') {
+			bad++
+		}
+	}
+	return bad*5 > n
 }
 
 // bodyOf is what follows the header block of raw (all of raw when no blank

@@ -99,6 +99,7 @@ func TestHTMLSanitising(t *testing.T) {
 	html := `<div style="color: red; position: fixed; background: url(https://evil.example/x.png); font-weight: bold" onclick="steal()">Hi` +
 		`<script>alert(1)</script><img src="cid:logo@x" alt="logo"><img src="CID:%3Cchart%40x%3E">` +
 		`<a href="javascript:alert(1)">bad</a><a href="https://example.com/">good</a>` +
+		`<a href="/api/v1/users/me/role?set=admin">relative</a><img src="//tracker.example/p.gif">` +
 		`<iframe src="https://evil.example/"></iframe><form action="/x"><input name="p"></form></div>`
 	raw := msg([]string{
 		"From: a@example.com",
@@ -109,7 +110,7 @@ func TestHTMLSanitising(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, bad := range []string{"<script", "alert", "onclick", "position", "url(", "javascript:", "<iframe", "<form", "<input", "cid:"} {
+	for _, bad := range []string{"<script", "alert", "onclick", "position", "url(", "javascript:", "<iframe", "<form", "<input", "cid:", "/api/v1/users", "tracker"} {
 		if strings.Contains(strings.ToLower(m.FullHTML), bad) {
 			t.Errorf("sanitised HTML still contains %q: %s", bad, m.FullHTML)
 		}
@@ -202,6 +203,18 @@ func TestLoopVerdict(t *testing.T) {
 	}
 }
 
+func TestLoopToken(t *testing.T) {
+	for _, c := range []struct {
+		value string
+		ours  bool
+	}{{"install-7f3a", true}, {"forged", false}} {
+		m, err := Parse(msg([]string{"From: a@example.com", LoopHeader + ": " + c.value}, "x"), Options{LoopToken: "install-7f3a"})
+		if err != nil || m.Loop.Ours != c.ours || !m.Loop.SuppressAutoReply {
+			t.Errorf("%s: %+v, %v", c.value, m.Loop, err)
+		}
+	}
+}
+
 func TestBounceReport(t *testing.T) {
 	raw := msg([]string{
 		"From: Mail Delivery Subsystem <mailer-daemon@mx.example.com>",
@@ -269,5 +282,47 @@ func TestTryRecovers(t *testing.T) {
 	m, err := try(func() *Message { panic("boom") })
 	if m != nil || err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Errorf("try = %v, %v", m, err)
+	}
+}
+
+// TestHostileShapes: shapes that are cheap to send and expensive or lossy
+// to parse stay bounded and keep their text.
+func TestHostileShapes(t *testing.T) {
+	// enmime's cost grows with the square of the part count: capped.
+	raw := msg([]string{"From: a@example.com", `Content-Type: multipart/mixed; boundary="b"`},
+		strings.Repeat("--b\nContent-Type: image/png\n\nx\n", 3*maxPartLines)+"--b--\n")
+	m, err := Parse(raw, Options{})
+	if err != nil || len(m.Attachments) > maxPartLines || !strings.Contains(strings.Join(m.Errors, "|"), "boundary lines") {
+		t.Errorf("many parts: %d attachments, errors %v, %v", len(m.Attachments), m.Errors, err)
+	}
+	// HTML nested deeper than the tree parser accepts still yields text.
+	deep := strings.Repeat("<div>", 1000) + `hello there<a href="/api/v1/x">!</a>` + strings.Repeat("</div>", 1000)
+	m, err = Parse(msg([]string{"From: a@example.com", "Content-Type: text/html"}, deep), Options{})
+	if err != nil || normWS(m.Text) != "hello there!" || !strings.Contains(m.FullHTML, "hello there") || strings.Contains(m.FullHTML, "/api/v1/x") {
+		t.Errorf("deep HTML: text %q, %v", m.Text, err)
+	}
+}
+
+// TestRepairs: damage that loses the sender or the text without repair.
+func TestRepairs(t *testing.T) {
+	cases := []struct {
+		name, raw, text string
+	}{
+		{"white space before the first field", " From: a@example.com\r\nSubject: s\r\n\r\nbody", "body"},
+		{"mbox From line", "From a@example.com Mon Mar  2 10:00:00 2026\r\nFrom: a@example.com\r\n\r\nbody", "body"},
+		{"byte-order mark and blank lines", "\xef\xbb\xbf\r\n\r\nFrom: a@example.com\r\n\r\nbody", "body"},
+		{"multipart without boundary", "From: a@example.com\r\nContent-Type: multipart/report;\r\n\r\nthe text", "the text"},
+		{"text declared base64 that is not", "From: a@example.com\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+			"plain words here that are not base64 at all, truly\r\n", "plain words here that are not base64 at all, truly"},
+		{"missing ; before boundary", "From: a@example.com\r\nContent-Type: multipart/mixed\r\n boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\ninner\r\n--b--\r\n", "inner"},
+		{"boundary never found", "From: a@example.com\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nstill here\r\n--b--\r\n", "still here"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := Parse([]byte(c.raw), Options{})
+			if err != nil || m.From.Email != "a@example.com" || normWS(m.Text) != c.text {
+				t.Errorf("from %v text %q errors %q, %v; want text %q", m.From, m.Text, m.Errors, err, c.text)
+			}
+		})
 	}
 }

@@ -143,6 +143,9 @@ func attributionAt(lines []string, i int, loose bool) int {
 		if len(joined) > 400 {
 			return 0
 		}
+		if !strings.HasSuffix(joined, ":") {
+			continue // every attribution ends with a colon: skip the regexps
+		}
 		if attribution.MatchString(joined) || (loose && shortAttribution.MatchString(joined)) {
 			return n
 		}

@@ -1,6 +1,7 @@
 package mail
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/jhillyerd/enmime/v2"
@@ -20,9 +21,13 @@ type bodies struct {
 }
 
 // mediaType is a part's lower-case type/subtype, with the RFC 2045/2046
-// defaults for a part that declares none.
+// defaults for a part that declares none. A multipart that enmime could not
+// split (no boundary) but that has content is read as the text it holds.
 func mediaType(p *enmime.Part) string {
 	if t := strings.ToLower(p.ContentType); t != "" {
+		if strings.HasPrefix(t, "multipart/") && p.FirstChild == nil && len(bytes.TrimSpace(p.Content)) > 0 {
+			return "text/plain"
+		}
 		return t
 	}
 	if p.Parent != nil && strings.EqualFold(p.Parent.ContentType, "multipart/digest") {

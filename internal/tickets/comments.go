@@ -11,6 +11,7 @@ import (
 
 	"github.com/atumdesk/atumdesk/internal/apperr"
 	"github.com/atumdesk/atumdesk/internal/database"
+	"github.com/atumdesk/atumdesk/internal/sla"
 	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
 )
@@ -101,6 +102,11 @@ func (c *change) afterComment(cm *models.Comment) error {
 	}
 	if err := c.emit(pipeline.EventCommentAdded, audience, data); err != nil {
 		return err
+	}
+	if firstResponse {
+		if err := c.syncSLA(sla.ReasonFirstResponse); err != nil {
+			return err
+		}
 	}
 	if cm.IsInternal || !c.a.requesterSide(c.t) {
 		return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/atumdesk/atumdesk/internal/apperr"
 	"github.com/atumdesk/atumdesk/internal/audit"
 	"github.com/atumdesk/atumdesk/internal/database"
+	"github.com/atumdesk/atumdesk/internal/sla"
 	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
 )
@@ -237,7 +238,23 @@ func (c *change) moveTo(to models.TicketStatus, reason, cause string, extra map[
 	if err := c.audit(action, "ticket", c.t.ID, map[string]any{"status": from}, after); err != nil {
 		return err
 	}
-	return c.emit(pipeline.EventStatusChanged, pipeline.AudiencePublic, data)
+	if err := c.emit(pipeline.EventStatusChanged, pipeline.AudiencePublic, data); err != nil {
+		return err
+	}
+	return c.syncSLA(sla.StatusReason(to))
+}
+
+// syncSLA brings the ticket's SLA clock in step with this change (start,
+// pause, resume, met, recompute), in the same transaction, and queues its
+// ticket.sla_changed event: the sla stage schedules the timers from it
+// once the change is committed.
+func (c *change) syncSLA(reason sla.Reason) error {
+	evs, err := sla.Sync(c.ctx, c.tx, c.t.OrgID, c.t.ID, c.now, reason)
+	if err != nil {
+		return err
+	}
+	c.events = append(c.events, evs...)
+	return nil
 }
 
 // reopenWindow is the organisation's reopen window, or the configured one.

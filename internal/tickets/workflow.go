@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/atumdesk/atumdesk/internal/apperr"
+	"github.com/atumdesk/atumdesk/internal/sla"
 	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
 )
@@ -166,7 +167,10 @@ func (s *Service) Update(ctx context.Context, a Actor, id uuid.UUID, ch Changes)
 		if err := c.audit("ticket.updated", "ticket", c.t.ID, before, after); err != nil {
 			return err
 		}
-		return c.emit(pipeline.EventTicketUpdated, pipeline.AudiencePublic, map[string]any{"changes": diff})
+		if err := c.emit(pipeline.EventTicketUpdated, pipeline.AudiencePublic, map[string]any{"changes": diff}); err != nil {
+			return err
+		}
+		return c.syncSLA(sla.ReasonScope) // the policy and targets may change with them
 	})
 }
 
