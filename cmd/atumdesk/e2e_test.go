@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/atumdesk/atumdesk/internal/database"
@@ -71,9 +72,10 @@ func freePort(t *testing.T) string {
 func newCluster(t *testing.T, dbURL string) *cluster {
 	t.Helper()
 	broker, err := pipeline.StartBroker(context.Background(), pipeline.BrokerConfig{DataDir: t.TempDir(), Addr: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(diagFile(t), &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 	t.Cleanup(broker.Close)
+	diagGroups(t, broker.Addrs())
 	api := freePort(t)
 	c := &cluster{t: t, api: "http://" + api, procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{}}
 	c.env = append(os.Environ(),
@@ -92,7 +94,7 @@ func newCluster(t *testing.T, dbURL string) *cluster {
 		for name, p := range c.procs {
 			_ = p.Process.Kill()
 			_ = p.Wait()
-			if t.Failed() {
+			if true {
 				t.Logf("--- %s log ---\n%s", name, c.logs[name].String())
 			}
 		}
@@ -248,10 +250,18 @@ func TestPipelineKilledMidBatch(t *testing.T) {
 	var once1, once2 sync.Once
 	accepted := c.submit(token, 0, n, func(done int) {
 		if done == n/3 {
-			once1.Do(func() { c.kill("pipeline"); c.start("pipeline", "pipeline") })
+			once1.Do(func() {
+				fmt.Fprintln(os.Stderr, "DIAGKILL1", time.Now().Format("15:04:05.000"))
+				c.kill("pipeline")
+				c.start("pipeline", "pipeline")
+			})
 		}
 		if done == 2*n/3 {
-			once2.Do(func() { c.kill("pipeline"); c.start("pipeline", "pipeline") })
+			once2.Do(func() {
+				fmt.Fprintln(os.Stderr, "DIAGKILL2", time.Now().Format("15:04:05.000"))
+				c.kill("pipeline")
+				c.start("pipeline", "pipeline")
+			})
 		}
 	})
 	require.Equal(t, n, accepted)
@@ -284,4 +294,154 @@ func TestPostgresDownDuringSubmissions(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	pg.Start()
 	waitTickets(t, pg.URL, 200, 90*time.Second)
+}
+
+func diagGroups(t *testing.T, addrs []string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	start := time.Now()
+	go func() {
+		cl := &kafka.Client{Addr: kafka.TCP(addrs...)}
+		last := ""
+		for ctx.Err() == nil {
+			time.Sleep(250 * time.Millisecond)
+			res, err := cl.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{"atumdesk-persister", "atumdesk-dispatch"}})
+			var b strings.Builder
+			if err != nil {
+				fmt.Fprintf(&b, "err %v", err)
+			} else {
+				for _, g := range res.Groups {
+					fmt.Fprintf(&b, "[%s %s", g.GroupID, g.GroupState)
+					for _, m := range g.Members {
+						var ps []int
+						for _, a := range m.MemberAssignments.Topics {
+							ps = append(ps, a.Partitions...)
+						}
+						fmt.Fprintf(&b, " %s@%s%v", m.MemberID[len(m.MemberID)-6:], m.ClientHost, ps)
+					}
+					b.WriteString("] ")
+				}
+			}
+			if b.String() != last {
+				last = b.String()
+				fmt.Fprintf(os.Stderr, "DIAGGROUP %6.2fs %s\n", time.Since(start).Seconds(), last)
+			}
+		}
+	}()
+}
+
+func diagFile(t *testing.T) io.Writer {
+	f, err := os.Create("/tmp/kfake-diag.log")
+	require.NoError(t, err)
+	return f
+}
+
+// sseEvents reads an SSE stream and sends each event's type and data.
+func (c *cluster) sseEvents(token string) <-chan [2]string {
+	c.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c.t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, "GET", c.api+"/api/v1/stream?access_token="+token, nil)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(c.t, err)
+	require.Equal(c.t, 200, res.StatusCode)
+	out := make(chan [2]string, 100)
+	go func() {
+		defer res.Body.Close()
+		var typ, data string
+		buf := make([]byte, 0, 4096)
+		tmp := make([]byte, 4096)
+		for {
+			n, err := res.Body.Read(tmp)
+			buf = append(buf, tmp[:n]...)
+			for {
+				i := bytes.IndexByte(buf, '\n')
+				if i < 0 {
+					break
+				}
+				line := string(buf[:i])
+				buf = buf[i+1:]
+				switch {
+				case strings.HasPrefix(line, "event:"):
+					typ = strings.TrimSpace(line[6:])
+				case strings.HasPrefix(line, "data:"):
+					data += strings.TrimSpace(line[5:])
+				case line == "":
+					if typ != "" || data != "" {
+						out <- [2]string{typ, data}
+					}
+					typ, data = "", ""
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// TestSubmitPersistDedupSSE: a submission is stored, deduplicated, and its
+// events reach exactly their audience over SSE.
+func TestSubmitPersistDedupSSE(t *testing.T) {
+	c := newCluster(t, testenv.DatabaseURL(t))
+	c.start("api", "api")
+	c.start("pipeline", "pipeline")
+	c.start("worker", "worker", "--queues", "dedup=2")
+	c.waitReady()
+	agent := c.sseEvents(c.login("agent@acme.test"))
+	customer := c.login("customer_user@acme.test")
+	mine := c.sseEvents(customer)
+	other := c.sseEvents(c.login("customer_user@globex.test"))
+
+	post := func(subject string) string {
+		body, _ := json.Marshal(map[string]string{"subject": subject, "description": "The printer is on fire."})
+		req, _ := http.NewRequest("POST", c.api+"/api/v1/tickets", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+customer)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		var rec map[string]any
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&rec))
+		require.Equal(t, 202, res.StatusCode, "%v", rec)
+		return rec["ticket_id"].(string)
+	}
+	first := post("Printer on fire")
+	time.Sleep(300 * time.Millisecond)
+	second := post("RE: Printer on fire")
+
+	seen := map[string]bool{}
+	deadline := time.After(20 * time.Second)
+	for !(seen["ticket.created "+first] && seen["ticket.created "+second] && seen["ticket.duplicate_marked "+second]) {
+		select {
+		case ev := <-agent:
+			var e struct {
+				Type     string `json:"type"`
+				TicketID string `json:"ticket_id"`
+			}
+			if json.Unmarshal([]byte(ev[1]), &e) == nil && e.Type != "" {
+				seen[e.Type+" "+e.TicketID] = true
+			}
+		case <-deadline:
+			t.Fatalf("agent saw %v", seen)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	// the requester sees their tickets' public events, never the staff-only duplicate flag
+	drain := func(ch <-chan [2]string) string {
+		var all []string
+		for {
+			select {
+			case ev := <-ch:
+				all = append(all, ev[1])
+			default:
+				return strings.Join(all, "\n")
+			}
+		}
+	}
+	got := drain(mine)
+	require.Contains(t, got, first)
+	require.NotContains(t, got, "duplicate_marked")
+	require.NotContains(t, drain(other), first, "another organisation sees nothing")
 }

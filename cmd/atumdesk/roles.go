@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"gorm.io/gorm"
 
+	"github.com/atumdesk/atumdesk/frontend"
 	"github.com/atumdesk/atumdesk/httpapi"
 	"github.com/atumdesk/atumdesk/ingest"
 	"github.com/atumdesk/atumdesk/internal/auth"
@@ -24,6 +25,7 @@ import (
 	"github.com/atumdesk/atumdesk/internal/metrics"
 	"github.com/atumdesk/atumdesk/internal/session"
 	"github.com/atumdesk/atumdesk/internal/storage"
+	"github.com/atumdesk/atumdesk/internal/stream"
 	"github.com/atumdesk/atumdesk/migrations"
 	"github.com/atumdesk/atumdesk/pipeline"
 	"github.com/atumdesk/atumdesk/workers"
@@ -171,10 +173,17 @@ func (e *env) addAPI(ctx context.Context, g *lifecycle.Group, producer *pipeline
 	if err != nil {
 		return err
 	}
+	// The SSE hub reads every event of the events topic (each api replica
+	// reads all of them) and routes each to its audience.
+	hub := stream.NewHub(stream.Config{Brokers: e.brokers, MaxPerUser: e.cfg.StreamMaxPerUser, MaxPerOrg: e.cfg.StreamMaxPerOrg,
+		MaxPerIP: e.cfg.StreamMaxPerIP, Retention: e.cfg.StreamRetention, RingEvents: e.cfg.StreamRingEvents,
+		Logger: e.log, Registerer: e.metrics.Reg})
 	srv := httpapi.New(httpapi.Deps{
+		Stream: hub,
 		Config: httpapi.Config{CookieSecure: e.cfg.CookieSecure, TrustedProxies: e.cfg.TrustedProxyPrefixes,
 			ReopenWindow: e.cfg.ReopenWindow, AttachmentMaxBytes: e.cfg.AttachmentMaxBytes},
 		Files: files,
+		Web:   frontend.Dist(),
 		Log:   e.log, DB: e.db, Redis: e.rdb, Tokens: tokens, Sessions: sessions, Metrics: e.metrics,
 		Ready:  e.readyChecks(producer),
 		Intake: ingest.New(e.db, e.rdb, producer, e.log),
@@ -184,11 +193,13 @@ func (e *env) addAPI(ctx context.Context, g *lifecycle.Group, producer *pipeline
 		Addr:              e.cfg.HTTPAddr,
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       60 * time.Second, // uploads; SSE clears its own deadlines per write
+		ReadTimeout:       10 * time.Minute, // a 50 MB upload on a slow link; SSE clears its own deadlines
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
 	}
+	hs.RegisterOnShutdown(hub.Shutdown) // open streams end, so Shutdown need not wait them out
+	g.Add("sse", hub.Run)
 	g.Add("http", func(ctx context.Context) error { return serveHTTP(ctx, hs, e.cfg.ShutdownTimeout, e.log) })
 	return nil
 }

@@ -5,9 +5,12 @@ package database
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -83,7 +86,8 @@ func Classify(err error) error {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, driverBadConn) {
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		pgconn.Timeout(err) || pgconn.SafeToRetry(err) || strings.Contains(err.Error(), "conn closed") {
 		return apperr.Wrap(apperr.Unavailable, "The database is unavailable; retry shortly.", err)
 	}
 	var ce *pgconn.ConnectError

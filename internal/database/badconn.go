@@ -1,5 +1,0 @@
-package database
-
-import "database/sql/driver"
-
-var driverBadConn = driver.ErrBadConn
