@@ -9,6 +9,8 @@ package migrations
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"database/sql"
 	"embed"
 	"fmt"
@@ -101,4 +103,20 @@ func newProvider(db *sql.DB) (*goose.Provider, error) {
 		return nil, fmt.Errorf("migrations: provider: %w", err)
 	}
 	return p, nil
+}
+
+// Checksum identifies the embedded migration set (file names and content),
+// e.g. to name a template database built from exactly this set.
+func Checksum() string {
+	h := sha256.New()
+	_ = fs.WalkDir(embedded, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(embedded, p)
+		h.Write([]byte(p))
+		h.Write(b)
+		return err
+	})
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -26,6 +26,7 @@ Usage:
   atumdesk api [-migrate]           the HTTP API and SSE
   atumdesk pipeline                 the Kafka consumers: persister, outbox relay, stage dispatcher
   atumdesk worker [--queues dedup=2,triage=8]  asynq worker pools, one per queue
+  atumdesk imap                     the IMAP pollers (one per mailbox across processes, by lease)
   atumdesk migrate up|status        apply or list the database migrations
   atumdesk seed --demo [--password P]  create the demo organisations and users (idempotent)
 
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runAPI(ctx, cfg, log, rest)
 	case "pipeline":
 		err = runPipeline(ctx, cfg, log)
+	case "imap":
+		err = runIMAP(ctx, cfg, log)
 	case "worker":
 		err = runWorker(ctx, cfg, log, rest)
 	case "migrate":

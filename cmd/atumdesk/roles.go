@@ -18,11 +18,13 @@ import (
 	"github.com/atumdesk/atumdesk/frontend"
 	"github.com/atumdesk/atumdesk/httpapi"
 	"github.com/atumdesk/atumdesk/ingest"
+	"github.com/atumdesk/atumdesk/ingest/imap"
 	"github.com/atumdesk/atumdesk/internal/auth"
 	"github.com/atumdesk/atumdesk/internal/config"
 	"github.com/atumdesk/atumdesk/internal/database"
 	"github.com/atumdesk/atumdesk/internal/lifecycle"
 	"github.com/atumdesk/atumdesk/internal/metrics"
+	"github.com/atumdesk/atumdesk/internal/secretbox"
 	"github.com/atumdesk/atumdesk/internal/session"
 	"github.com/atumdesk/atumdesk/internal/storage"
 	"github.com/atumdesk/atumdesk/internal/stream"
@@ -178,8 +180,13 @@ func (e *env) addAPI(ctx context.Context, g *lifecycle.Group, producer *pipeline
 	hub := stream.NewHub(stream.Config{Brokers: e.brokers, MaxPerUser: e.cfg.StreamMaxPerUser, MaxPerOrg: e.cfg.StreamMaxPerOrg,
 		MaxPerIP: e.cfg.StreamMaxPerIP, Retention: e.cfg.StreamRetention, RingEvents: e.cfg.StreamRingEvents,
 		Logger: e.log, Registerer: e.metrics.Reg})
+	secrets, err := e.secrets()
+	if err != nil {
+		return err
+	}
 	srv := httpapi.New(httpapi.Deps{
-		Stream: hub,
+		Stream:  hub,
+		Secrets: secrets,
 		Config: httpapi.Config{CookieSecure: e.cfg.CookieSecure, TrustedProxies: e.cfg.TrustedProxyPrefixes,
 			ReopenWindow: e.cfg.ReopenWindow, AttachmentMaxBytes: e.cfg.AttachmentMaxBytes},
 		Files: files,
@@ -271,6 +278,9 @@ func runAll(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	if err := e.addPipeline(g, producer); err != nil {
+		return err
+	}
+	if err := e.addIMAP(g, producer); err != nil {
 		return err
 	}
 	if err := e.addAPI(ctx, g, producer); err != nil {
@@ -378,6 +388,60 @@ func (e *env) addPipeline(g *lifecycle.Group, producer *pipeline.Producer) error
 	})
 	g.Add("persister", func(ctx context.Context) error { return pipeline.RunPersister(ctx, consumer, persister) })
 	return nil
+}
+
+// secrets is the sealing key for stored secrets (mailbox passwords); nil
+// when ATUMDESK_SECRET_KEY is unset.
+func (e *env) secrets() (*secretbox.Box, error) {
+	if e.cfg.SecretKey == "" {
+		return nil, nil
+	}
+	b, err := secretbox.FromBase64(e.cfg.SecretKey)
+	if err != nil {
+		return nil, fmt.Errorf("ATUMDESK_SECRET_KEY: %w", err)
+	}
+	return b, nil
+}
+
+// addIMAP adds the mailbox pollers: each active mailbox is polled by one
+// imap process (a lease in its row), and every message goes through intake.
+func (e *env) addIMAP(g *lifecycle.Group, producer *pipeline.Producer) error {
+	secrets, err := e.secrets()
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := imap.TLSConfig(e.cfg.IMAPCAFile)
+	if err != nil {
+		return err
+	}
+	sink := ingest.New(e.db, e.rdb, producer, e.log).MailSink()
+	g.Add("imap", func(ctx context.Context) error {
+		return imap.Run(ctx, imap.Config{DB: e.db, Sink: sink, Secrets: secrets, Logger: e.log, Metrics: e.metrics.Reg,
+			StorageDir: e.cfg.MailRawDir, TLS: tlsCfg, LeaseTTL: e.cfg.IMAPLeaseTTL, MaxMailboxes: e.cfg.IMAPMaxMailboxes,
+			PollInterval: e.cfg.IMAPPollInterval})
+	})
+	return nil
+}
+
+// runIMAP polls the configured mailboxes.
+func runIMAP(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	e, err := openEnv(ctx, cfg, log, false)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.migrateOrRefuse(ctx, false); err != nil {
+		return err
+	}
+	producer, err := e.producer()
+	if err != nil {
+		return err
+	}
+	g := lifecycle.New(log, cfg.ShutdownTimeout)
+	if err := e.addIMAP(g, producer); err != nil {
+		return err
+	}
+	return e.serveMetrics(ctx, g, cfg.MetricsAddr)
 }
 
 // addWorkers adds the asynq pools.

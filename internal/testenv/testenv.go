@@ -7,7 +7,6 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"net/url"
@@ -147,24 +146,9 @@ func template(t testing.TB) string {
 	return name
 }
 
-// migrationsHash names the template after the migration files' content.
-func migrationsHash(t testing.TB) string {
-	h := sha256.New()
-	dir := filepath.Join(RepoRoot(), "migrations", "sql")
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatalf("testenv: read migrations: %v", err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatalf("testenv: read migrations: %v", err)
-		}
-		h.Write([]byte(e.Name()))
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
-}
+// migrationsHash names the template after the migration set compiled into
+// this test binary (not the files on disk, which may be newer).
+func migrationsHash(testing.TB) string { return migrations.Checksum()[:16] }
 
 func withDatabase(base, name string) string {
 	u, err := url.Parse(base)
