@@ -7,6 +7,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -46,6 +48,10 @@ type Broker struct {
 
 // StartBroker starts the embedded broker. ctx bounds start-up only; the
 // broker runs until Close.
+//
+// A consumer-group member whose process dies is evicted after its session
+// timeout, also when it died while its JoinGroup was parked (see
+// holdEOFConn).
 //
 // Durability: every produced batch and every offset commit is fsynced before
 // it is acknowledged (kfake.SyncWrites), so acknowledged data survives a crash
@@ -90,7 +96,11 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 		// kfake always asks for 127.0.0.1:<port>; honour the configured
 		// loopback host (e.g. ::1) instead.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+			ln, err := net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+			if err != nil {
+				return nil, err
+			}
+			return holdEOFListener{ln}, nil
 		}),
 		kfake.DataDir(cfg.DataDir),
 		kfake.SyncWrites(),
@@ -146,4 +156,132 @@ func (s slogKfake) Logf(level kfake.LogLevel, format string, args ...any) {
 		return
 	}
 	s.l.Log(ctx, lv, fmt.Sprintf(format, args...), "component", "kfake")
+}
+
+// maxHoldEOF bounds how long a client's disconnect is hidden from kfake
+// while a request of it is unanswered: longer than any request is parked
+// (a JoinGroup or SyncGroup waits at most the rebalance timeout, 5 s for
+// our readers). Requests that get no answer at all (acks=0 produce; our
+// producer uses acks=all) are the only ones to wait this long. The framing
+// below assumes plaintext: the embedded broker has no TLS.
+const maxHoldEOF = 10 * time.Minute
+
+// holdEOFListener wraps every accepted connection in a holdEOFConn.
+type holdEOFListener struct{ net.Listener }
+
+func (l holdEOFListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &holdEOFConn{Conn: c, closed: make(chan struct{}), answered: make(chan struct{})}, nil
+}
+
+// holdEOFConn hides a client's disconnect from kfake until kfake has
+// answered every request it read from the connection (or maxHoldEOF).
+//
+// Why: kfake answers a parked request with a select between its buffered
+// response channel and the connection's "done" channel. Once the client is
+// gone both are ready, so the answer "fails" half the time, and for a group
+// member whose first JoinGroup was parked a failed answer means no session
+// timer is ever armed: the rebalance keeps the dead member, the leader
+// gives it partitions, and nothing ever evicts it (a SIGKILLed pipeline
+// restarted while the group was rebalancing left the persister's group
+// holding half the partitions forever). While kfake has not seen the
+// disconnect, the answer always "succeeds", the session timer is armed,
+// and the member is evicted after its session timeout as on Kafka; writing
+// the answer then fails or completes, and the held EOF is released.
+type holdEOFConn struct {
+	net.Conn
+	closed    chan struct{}
+	closeOnce sync.Once
+
+	mu       sync.Mutex
+	pending  int           // requests read in full and not yet answered
+	answered chan struct{} // closed (and replaced) at every answer
+
+	// Request framing on the read side (kfake reads from one goroutine
+	// at a time): a 4-byte big-endian size, then that many bytes.
+	size     [4]byte
+	sizeRead int
+	bodyLeft int
+}
+
+func (c *holdEOFConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.countRequests(p[:n])
+	if err != nil {
+		c.waitAnswered()
+	}
+	return n, err
+}
+
+// countRequests advances the request framing over b.
+func (c *holdEOFConn) countRequests(b []byte) {
+	done := 0
+	for len(b) > 0 {
+		if c.bodyLeft == 0 {
+			k := copy(c.size[c.sizeRead:], b)
+			c.sizeRead += k
+			b = b[k:]
+			if c.sizeRead < 4 {
+				break
+			}
+			c.sizeRead = 0
+			c.bodyLeft = int(binary.BigEndian.Uint32(c.size[:]))
+			if c.bodyLeft == 0 {
+				done++
+			}
+			continue
+		}
+		k := min(c.bodyLeft, len(b))
+		c.bodyLeft -= k
+		b = b[k:]
+		if c.bodyLeft == 0 {
+			done++
+		}
+	}
+	if done > 0 {
+		c.mu.Lock()
+		c.pending += done
+		c.mu.Unlock()
+	}
+}
+
+// waitAnswered blocks until no request is unanswered, the connection is
+// closed (kfake gave up on it, or shuts down) or maxHoldEOF has passed.
+func (c *holdEOFConn) waitAnswered() {
+	timeout := time.NewTimer(maxHoldEOF)
+	defer timeout.Stop()
+	for {
+		c.mu.Lock()
+		pending, answered := c.pending, c.answered
+		c.mu.Unlock()
+		if pending <= 0 {
+			return
+		}
+		select {
+		case <-answered:
+		case <-c.closed:
+			return
+		case <-timeout.C:
+			return
+		}
+	}
+}
+
+// Write sends one answer: kfake writes each response with a single Write.
+func (c *holdEOFConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.mu.Lock()
+	c.pending--
+	close(c.answered)
+	c.answered = make(chan struct{})
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *holdEOFConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
 }

@@ -86,9 +86,16 @@ func Consume(ctx context.Context, cfg ConsumerConfig, handle Handler) error {
 		MaxBytes:       10 << 20,
 		MaxWait:        500 * time.Millisecond, // broker long-poll; short keeps shutdown and rebalances quick
 		// A dead member's partitions move after SessionTimeout.
-		SessionTimeout:        10 * time.Second,
-		HeartbeatInterval:     time.Second,
-		RebalanceTimeout:      10 * time.Second,
+		SessionTimeout:    10 * time.Second,
+		HeartbeatInterval: time.Second,
+		// How long the coordinator waits for members to rejoin, and for
+		// the leader's SyncGroup. Live members rejoin within a heartbeat.
+		// Below SessionTimeout on purpose: kfake lets the session timer
+		// of a member parked in SyncGroup run (Kafka keeps it alive), so
+		// with a dead leader the follower must be released by the
+		// rebalance timeout before its session expires, or it is dropped
+		// unanswered and recovers only after its 15 s sync deadline.
+		RebalanceTimeout:      5 * time.Second,
 		JoinGroupBackoff:      time.Second,
 		WatchPartitionChanges: true,
 		ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) {

@@ -24,7 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/atumdesk/atumdesk/internal/database"
@@ -72,10 +71,9 @@ func freePort(t *testing.T) string {
 func newCluster(t *testing.T, dbURL string) *cluster {
 	t.Helper()
 	broker, err := pipeline.StartBroker(context.Background(), pipeline.BrokerConfig{DataDir: t.TempDir(), Addr: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(diagFile(t), &slog.HandlerOptions{Level: slog.LevelDebug}))})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	require.NoError(t, err)
 	t.Cleanup(broker.Close)
-	diagGroups(t, broker.Addrs())
 	api := freePort(t)
 	c := &cluster{t: t, api: "http://" + api, procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{}}
 	c.env = append(os.Environ(),
@@ -94,7 +92,7 @@ func newCluster(t *testing.T, dbURL string) *cluster {
 		for name, p := range c.procs {
 			_ = p.Process.Kill()
 			_ = p.Wait()
-			if true {
+			if t.Failed() {
 				t.Logf("--- %s log ---\n%s", name, c.logs[name].String())
 			}
 		}
@@ -250,18 +248,10 @@ func TestPipelineKilledMidBatch(t *testing.T) {
 	var once1, once2 sync.Once
 	accepted := c.submit(token, 0, n, func(done int) {
 		if done == n/3 {
-			once1.Do(func() {
-				fmt.Fprintln(os.Stderr, "DIAGKILL1", time.Now().Format("15:04:05.000"))
-				c.kill("pipeline")
-				c.start("pipeline", "pipeline")
-			})
+			once1.Do(func() { c.kill("pipeline"); c.start("pipeline", "pipeline") })
 		}
 		if done == 2*n/3 {
-			once2.Do(func() {
-				fmt.Fprintln(os.Stderr, "DIAGKILL2", time.Now().Format("15:04:05.000"))
-				c.kill("pipeline")
-				c.start("pipeline", "pipeline")
-			})
+			once2.Do(func() { c.kill("pipeline"); c.start("pipeline", "pipeline") })
 		}
 	})
 	require.Equal(t, n, accepted)
@@ -294,46 +284,6 @@ func TestPostgresDownDuringSubmissions(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	pg.Start()
 	waitTickets(t, pg.URL, 200, 90*time.Second)
-}
-
-func diagGroups(t *testing.T, addrs []string) {
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	start := time.Now()
-	go func() {
-		cl := &kafka.Client{Addr: kafka.TCP(addrs...)}
-		last := ""
-		for ctx.Err() == nil {
-			time.Sleep(250 * time.Millisecond)
-			res, err := cl.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: []string{"atumdesk-persister", "atumdesk-dispatch"}})
-			var b strings.Builder
-			if err != nil {
-				fmt.Fprintf(&b, "err %v", err)
-			} else {
-				for _, g := range res.Groups {
-					fmt.Fprintf(&b, "[%s %s", g.GroupID, g.GroupState)
-					for _, m := range g.Members {
-						var ps []int
-						for _, a := range m.MemberAssignments.Topics {
-							ps = append(ps, a.Partitions...)
-						}
-						fmt.Fprintf(&b, " %s@%s%v", m.MemberID[len(m.MemberID)-6:], m.ClientHost, ps)
-					}
-					b.WriteString("] ")
-				}
-			}
-			if b.String() != last {
-				last = b.String()
-				fmt.Fprintf(os.Stderr, "DIAGGROUP %6.2fs %s\n", time.Since(start).Seconds(), last)
-			}
-		}
-	}()
-}
-
-func diagFile(t *testing.T) io.Writer {
-	f, err := os.Create("/tmp/kfake-diag.log")
-	require.NoError(t, err)
-	return f
 }
 
 // sseEvents reads an SSE stream and sends each event's type and data.
