@@ -6,12 +6,17 @@
 #   make test    stack and mail servers up, gofmt check, go vet, go test -race against them
 #   make mail-up / mail-down   the local Dovecot + Postfix test servers (deploy/local/mail.sh)
 #   make lint    gofmt check, go vet, staticcheck
+#   make frontend        npm ci (when the lockfile changed) and build the web app into frontend/dist
+#   make frontend-test   typecheck, Vitest, build (make test runs it, then the Playwright e2e suite)
+#   make e2e             Playwright in Debian's Chromium against bin/atumdesk (frontend/e2e/run.sh)
 
 GO ?= go
 # Go's official install location, for shells (and CI) that lack it on PATH.
 export PATH := $(PATH):/usr/local/go/bin
 
 STACK := bash deploy/local/stack.sh
+# A real Ollama server for the AI provider's tests, built once per machine (cached).
+OLLAMA := bash deploy/local/ollama.sh
 RUN := bash deploy/local/run.sh
 MAIL := bash deploy/local/mail.sh
 # `staticcheck@2026.1` is not a module version; v0.8.2 is staticcheck 2026.2.2, the
@@ -20,7 +25,8 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Go files to format-check: everything outside data/, .git/, node_modules/ and testdata/.
 GOFILES_CMD := find . \( -path ./data -o -path ./.git -o -name node_modules -o -name testdata \) -prune -o -name '*.go' -print0
 
-.PHONY: build run stop test lint fmt fmt-check vet staticcheck stack-up stack-down stack-status mail-up mail-down clean
+.PHONY: frontend frontend-test e2e
+.PHONY: build run stop test lint fmt fmt-check vet staticcheck ollama-up stack-up stack-down stack-status mail-up mail-down clean
 
 build:
 	$(GO) build -o bin/atumdesk ./cmd/atumdesk
@@ -32,8 +38,9 @@ stop:
 	$(RUN) stop
 	$(STACK) down
 
-test: stack-up mail-up fmt-check vet
-	eval "$$($(STACK) env)" && eval "$$($(MAIL) env)" && $(GO) test -race -p 2 -count=1 -timeout 20m ./...
+test: stack-up mail-up ollama-up fmt-check vet frontend-test
+	eval "$$($(STACK) env)" && eval "$$($(MAIL) env)" && eval "$$($(OLLAMA) env)" && $(GO) test -race -p 2 -count=1 -timeout 20m ./...
+	$(MAKE) e2e
 
 lint: fmt-check vet staticcheck
 
@@ -53,6 +60,9 @@ staticcheck:
 stack-up:
 	$(STACK) up
 
+ollama-up:
+	$(OLLAMA) up
+
 stack-down:
 	$(STACK) down
 
@@ -69,3 +79,18 @@ mail-down:
 
 clean:
 	rm -rf bin/
+
+# The web app. frontend/dist is committed (go build needs no Node); these
+# rebuild it from the sources. `npm ci` runs only when the lockfile changed.
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+
+frontend: frontend/node_modules/.package-lock.json
+	cd frontend && npm run build
+
+frontend-test: frontend/node_modules/.package-lock.json
+	cd frontend && npx vitest run && npm run build
+	@test -z "$$(git status --porcelain -- frontend/dist 2>/dev/null)" || echo "note: frontend/dist changed; commit it with its sources"
+
+e2e: build stack-up
+	bash frontend/e2e/run.sh

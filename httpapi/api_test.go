@@ -360,6 +360,14 @@ var matrixBodies = map[string]any{
 	"GET /api/v1/audit/export.csv":           nil,
 	"GET /api/v1/csat/metrics":               nil,
 
+	// AI (staff); {ticketID} as above. The draft's ticket travels in the
+	// body: the nil id is a 422 here, ai_test.go drafts for real tickets
+	// and checks other organisations' ids are 404s.
+	"GET /api/v1/ai/triage/{ticketID}":          nil,
+	"POST /api/v1/ai/suggest-response":          map[string]string{"ticket_id": uuid.Nil.String()},
+	"GET /api/v1/ai/similar-tickets/{ticketID}": nil,
+	"GET /api/v1/ai/suggest-kb/{ticketID}":      nil,
+
 	// {queue} is "dedup", {taskID} an archived task (see fill).
 	"GET /api/v1/admin/tasks/{queue}/archived":                 nil,
 	"POST /api/v1/admin/tasks/{queue}/archived/{taskID}/retry": nil,
@@ -375,6 +383,17 @@ var matrixBodies = map[string]any{
 	"DELETE /api/v1/admin/mailboxes/{mailboxID}":               nil,
 	"GET /api/v1/admin/mail-quarantine":                        nil,
 	"POST /api/v1/admin/mail-quarantine/{quarantineID}/replay": nil,
+
+	// {policyID} is a fresh inactive SLA policy of the org (see fill and
+	// sla_test.go); created inactive, so its scope never conflicts.
+	"GET /api/v1/sla/policies": nil,
+	"POST /api/v1/sla/policies": map[string]any{"name": "Matrix", "is_active": false,
+		"targets": []map[string]any{{"priority": "high", "first_response_minutes": 60, "resolution_minutes": 240}}},
+	"GET /api/v1/sla/policies/{policyID}":    nil,
+	"PATCH /api/v1/sla/policies/{policyID}":  map[string]string{"name": "Renamed"},
+	"DELETE /api/v1/sla/policies/{policyID}": nil,
+	"GET /api/v1/sla/breaches":               nil,
+	"GET /api/v1/sla/metrics":                nil,
 }
 
 // TestRouteRoleMatrix calls every route of the route table as every role:
@@ -459,9 +478,14 @@ func (s *stack) fill(pattern string, org, user uuid.UUID) string {
 	if strings.Contains(pattern, "{quarantineID}") {
 		quarantined = s.newQuarantined(s.newMailbox(org)).String()
 	}
+	policy := ""
+	if strings.Contains(pattern, "{policyID}") {
+		policy = s.newSLAPolicy(org).String()
+	}
 	return strings.NewReplacer("{orgID}", org.String(), "{userID}", user.String(),
 		"{queue}", "dedup", "{taskID}", url.PathEscape(task), "{ticketID}", ticket,
-		"{attachmentID}", attachment, "{mailboxID}", mailbox, "{quarantineID}", quarantined).Replace(pattern)
+		"{attachmentID}", attachment, "{mailboxID}", mailbox, "{quarantineID}", quarantined,
+		"{policyID}", policy).Replace(pattern)
 }
 
 func bodyFor(body any, role models.Role) any {

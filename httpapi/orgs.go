@@ -14,6 +14,7 @@ import (
 	"github.com/atumdesk/atumdesk/internal/apperr"
 	"github.com/atumdesk/atumdesk/internal/audit"
 	"github.com/atumdesk/atumdesk/internal/database"
+	"github.com/atumdesk/atumdesk/internal/sla"
 )
 
 // orgView is an organisation as the API shows it. Customers see the public
@@ -158,6 +159,12 @@ func (s *Server) handlePatchOrg(w http.ResponseWriter, r *http.Request) {
 		err = s.db.WithContext(r.Context()).Transaction(func(tx *gorm.DB) error {
 			if err := tx.Table("organizations").Where("id = ?", p.OrgID).Updates(changes).Error; err != nil {
 				return err
+			}
+			if req.Timezone != nil || req.BusinessHours != nil || req.Holidays != nil {
+				// Policies that inherit the calendar: due times from the history again.
+				if err := sla.ResyncOrganization(r.Context(), tx, p.OrgID); err != nil {
+					return err
+				}
 			}
 			after, err := s.loadOrg(tx, r, p, p.OrgID.String())
 			if err != nil {

@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"context"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -18,6 +19,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/atumdesk/atumdesk/ingest"
+	"github.com/atumdesk/atumdesk/internal/ai"
 	"github.com/atumdesk/atumdesk/internal/auth"
 	"github.com/atumdesk/atumdesk/internal/metrics"
 	"github.com/atumdesk/atumdesk/internal/secretbox"
@@ -69,6 +71,12 @@ type Deps struct {
 	// Secrets seals mailbox passwords (secretbox.FromBase64 of
 	// ATUMDESK_SECRET_KEY); nil: saving a mailbox password answers 503.
 	Secrets *secretbox.Box
+	// Web is the built web app (frontend.Dist()), served for GET/HEAD of
+	// every non-API path no route matches (httpapi/spa.go); nil: a notice.
+	Web fs.FS
+	// AI serves the /api/v1/ai endpoints (ai.New); nil: a built-in-only
+	// service on DB and Redis (httpapi/ai.go).
+	AI *ai.Service
 }
 
 // Server holds the handlers' dependencies.
@@ -92,6 +100,8 @@ type Server struct {
 	secrets    *secretbox.Box
 
 	attachments *storage.Attachments
+	web         fs.FS
+	ai          *ai.Service
 }
 
 // New returns a server; call Handler for the http.Handler.
@@ -99,7 +109,7 @@ func New(d Deps) *Server {
 	return &Server{cfg: d.Config, log: d.Log, db: d.DB, rdb: d.Redis, tokens: d.Tokens, sessions: d.Sessions,
 		metrics: d.Metrics, ready: d.Ready, tasks: d.Tasks, intake: d.Intake, stream: d.Stream, csrf: http.NewCrossOriginProtection(), secrets: d.Secrets,
 		tickets:     tickets.New(d.DB, tickets.Config{ReopenWindow: d.Config.ReopenWindow}),
-		attachments: storage.NewAttachments(d.Files, d.Config.AttachmentMaxBytes)}
+		attachments: storage.NewAttachments(d.Files, d.Config.AttachmentMaxBytes), web: d.Web, ai: defaultAI(d)}
 }
 
 // Route is one row of the route table: who may call what.
@@ -163,6 +173,19 @@ func (s *Server) Routes() []Route {
 		{"GET", "/api/v1/audit/export.csv", auth.AuditRead, s.handleExportAudit},
 		{"GET", "/api/v1/csat/metrics", auth.CSATRead, s.handleCSATMetrics},
 
+		{"GET", "/api/v1/sla/policies", auth.SLARead, s.handleListSLAPolicies},
+		{"POST", "/api/v1/sla/policies", auth.SLAManage, s.handleCreateSLAPolicy},
+		{"GET", "/api/v1/sla/policies/{policyID}", auth.SLARead, s.handleGetSLAPolicy},
+		{"PATCH", "/api/v1/sla/policies/{policyID}", auth.SLAManage, s.handlePatchSLAPolicy},
+		{"DELETE", "/api/v1/sla/policies/{policyID}", auth.SLAManage, s.handleDeleteSLAPolicy},
+		{"GET", "/api/v1/sla/breaches", auth.SLARead, s.handleListSLABreaches},
+		{"GET", "/api/v1/sla/metrics", auth.SLARead, s.handleSLAMetrics},
+
+		{"GET", "/api/v1/ai/triage/{ticketID}", auth.AIUse, s.handleAITriage},
+		{"POST", "/api/v1/ai/suggest-response", auth.AIUse, s.handleAISuggestResponse},
+		{"GET", "/api/v1/ai/similar-tickets/{ticketID}", auth.AIUse, s.handleAISimilarTickets},
+		{"GET", "/api/v1/ai/suggest-kb/{ticketID}", auth.AIUse, s.handleAISuggestKB},
+
 		{"GET", "/api/v1/admin/tasks/{queue}/archived", auth.TasksAdmin, s.handleListArchivedTasks},
 		{"POST", "/api/v1/admin/tasks/{queue}/archived/{taskID}/retry", auth.TasksAdmin, s.handleRetryArchivedTask},
 		{"DELETE", "/api/v1/admin/tasks/{queue}/archived/{taskID}", auth.TasksAdmin, s.handleDeleteArchivedTask},
@@ -181,7 +204,16 @@ func (s *Server) Routes() []Route {
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.requestContext, s.observe, s.recoverer, securityHeaders, streamTokenFromQuery)
+	app, err := newSPA(s.web)
+	if err != nil {
+		s.log.Error("web app: reading the embedded build failed; serving without it", "err", err)
+		app, _ = newSPA(nil)
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		if isSPAPath(r) {
+			app.ServeHTTP(w, r)
+			return
+		}
 		writeProblem(w, Problem{Type: problemBase + "not-found", Title: "Not Found", Status: 404, Detail: "No such route.", Instance: r.URL.Path})
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {

@@ -23,10 +23,12 @@ func TestGraphTaskIDsAreUniquePerStageAndEvent(t *testing.T) {
 		require.True(t, pipeline.KnownQueue(s.Queue), "%+v", s)
 		require.NotEmpty(t, s.TaskType)
 		require.NotEmpty(t, s.On)
-		require.False(t, seen[s.TaskID(ev)], "two stages share task id %s", s.TaskID(ev))
-		seen[s.TaskID(ev)] = true
+		// An event has one type: only stages on the same type could clash.
+		key := s.On + " " + s.TaskID(ev)
+		require.False(t, seen[key], "two stages on %s share task id %s", s.On, s.TaskID(ev))
+		seen[key] = true
 	}
-	require.Equal(t, []pipeline.Stage{pipeline.Graph[0]}, pipeline.StagesFor(pipeline.Graph, pipeline.EventTicketCreated))
+	require.Contains(t, pipeline.StagesFor(pipeline.Graph, pipeline.EventTicketCreated), pipeline.Graph[0])
 	require.Empty(t, pipeline.StagesFor(pipeline.Graph, pipeline.EventCommentAdded))
 }
 
@@ -63,7 +65,10 @@ func TestDispatcherEnqueuesOncePerEvent(t *testing.T) {
 		rctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
-			done <- pipeline.RunDispatcher(rctx, pipeline.DispatcherConfig{Brokers: b.Addrs(), Redis: redisOpt, Logger: log, GroupID: group})
+			// The dedup stage only, so stages added to the graph later do
+			// not change what this test counts.
+			done <- pipeline.RunDispatcher(rctx, pipeline.DispatcherConfig{Brokers: b.Addrs(), Redis: redisOpt, Logger: log, GroupID: group,
+				Graph: pipeline.Graph[:1]})
 		}()
 		require.Eventually(t, func() bool {
 			lag, err := pipeline.GroupLag(ctx, b.Addrs(), group, pipeline.TopicEvents)

@@ -27,8 +27,13 @@ func KnownQueue(q string) bool { return slices.Contains(Queues, q) }
 
 // Task types, "<entity>:<stage>".
 const (
-	TaskDedup = "ticket:dedup"
-	TaskSLA   = "ticket:sla" // also the SLA timers, scheduled by the stage itself
+	TaskDedup  = "ticket:dedup"
+	TaskSLA    = "ticket:sla" // also the SLA timers, scheduled by the stage itself
+	TaskTriage = "ticket:triage"
+	TaskEmbed  = "ticket:embed"
+	// TaskAIRetrain schedules (on a resolution) and runs (when due) the
+	// retraining of an organisation's AI classifiers.
+	TaskAIRetrain = "ticket:ai_retrain"
 )
 
 // Stage is one edge of the stage graph: an event of type On fans out to a
@@ -52,6 +57,9 @@ var Graph = []Stage{
 	{Queue: QueueDedup, TaskType: TaskDedup, On: EventTicketCreated},
 	{Queue: QueueSLA, TaskType: TaskSLA, On: EventTicketCreated},
 	{Queue: QueueSLA, TaskType: TaskSLA, On: EventSLAChanged},
+	{Queue: QueueTriage, TaskType: TaskTriage, On: EventTicketCreated},
+	{Queue: QueueEmbed, TaskType: TaskEmbed, On: EventTicketCreated},
+	{Queue: QueueTriage, TaskType: TaskAIRetrain, On: EventStatusChanged},
 }
 
 // StagesFor returns the stages an event of type eventType fans out to.

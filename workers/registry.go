@@ -8,9 +8,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"github.com/atumdesk/atumdesk/internal/ai"
 	"github.com/atumdesk/atumdesk/pipeline"
 	"github.com/atumdesk/atumdesk/workers/dedup"
+	"github.com/atumdesk/atumdesk/workers/embed"
 	"github.com/atumdesk/atumdesk/workers/sla"
+	"github.com/atumdesk/atumdesk/workers/triage"
 )
 
 // Deps are what the stage handlers need.
@@ -22,6 +25,9 @@ type Deps struct {
 	// takes its metrics (Run fills both from its Config when unset).
 	Redis      asynq.RedisConnOpt
 	Registerer prometheus.Registerer
+	// AI serves the triage and embed stages (nil: a built-in-only service
+	// on DB, its models kept in the process).
+	AI *ai.Service
 }
 
 // Handlers maps queue → task type → handler.
@@ -35,6 +41,8 @@ func Registry(d Deps) Handlers {
 		pipeline.QueueDedup: {
 			pipeline.TaskDedup: dedup.New(d.DB, dedup.Config{Window: d.DedupWindow, Logger: d.Logger}),
 		},
-		pipeline.QueueSLA: {pipeline.TaskSLA: sla.New(d.DB, sla.Config{Redis: d.Redis, Logger: d.Logger, Registerer: d.Registerer})},
+		pipeline.QueueSLA:    {pipeline.TaskSLA: sla.New(d.DB, sla.Config{Redis: d.Redis, Logger: d.Logger, Registerer: d.Registerer})},
+		pipeline.QueueTriage: {pipeline.TaskTriage: triage.New(d.DB, d.AI, d.Logger), pipeline.TaskAIRetrain: triage.NewRetrain(d.DB, d.AI, d.Logger)},
+		pipeline.QueueEmbed:  {pipeline.TaskEmbed: embed.New(d.DB, d.AI, d.Logger)},
 	}
 }

@@ -38,7 +38,7 @@ func TestParseQueues(t *testing.T) {
 		_, err := ParseQueues(spec)
 		require.ErrorContains(t, err, want, spec)
 	}
-	require.Equal(t, map[string]int{"dedup": 4, "sla": 4}, DefaultQueues())
+	require.Equal(t, map[string]int{"dedup": 4, "sla": 4, "triage": 4, "embed": 4}, DefaultQueues())
 }
 
 // Every stage of the graph has a handler, and every handler a stage.
@@ -176,5 +176,5 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	require.ErrorContains(t, Run(ctx, Config{Queues: map[string]int{"dedup": 1}}), "Redis is required")
 	require.ErrorContains(t, Run(ctx, Config{Redis: opt, Queues: map[string]int{"mail": 1}}), `unknown queue "mail"`)
 	require.ErrorContains(t, Run(ctx, Config{Redis: opt, Queues: map[string]int{"dedup": 0}}), "concurrency 0")
-	require.ErrorContains(t, Run(ctx, Config{Redis: opt, Queues: map[string]int{"sla": 1}}), "no queue to serve")
+	require.ErrorContains(t, Run(ctx, Config{Redis: opt, Queues: map[string]int{"notify": 1}}), "no queue to serve")
 }

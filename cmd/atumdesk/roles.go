@@ -31,6 +31,7 @@ import (
 	"github.com/atumdesk/atumdesk/migrations"
 	"github.com/atumdesk/atumdesk/pipeline"
 	"github.com/atumdesk/atumdesk/workers"
+	"github.com/atumdesk/atumdesk/workers/sla"
 )
 
 // env is the shared infrastructure of a process: connections opened once
@@ -452,7 +453,14 @@ func (e *env) addWorkers(g *lifecycle.Group, queues map[string]int) error {
 	}
 	g.Add("workers", func(ctx context.Context) error {
 		return workers.Run(ctx, workers.Config{Redis: redisOpt, Queues: queues, Logger: e.log, Registerer: e.metrics.Reg,
-			Deps: workers.Deps{DB: e.db, Logger: e.log, DedupWindow: e.cfg.DedupWindow}})
+			PollInterval: e.cfg.WorkerPollInterval,
+			Deps:         workers.Deps{DB: e.db, Logger: e.log, DedupWindow: e.cfg.DedupWindow}})
 	})
+	if _, ok := queues[pipeline.QueueSLA]; ok {
+		// Re-creates SLA timers Redis may have lost; idempotent.
+		g.Add("sla-reconciler", func(ctx context.Context) error {
+			return sla.RunReconciler(ctx, e.db, redisOpt, e.log, 10*time.Minute)
+		})
+	}
 	return nil
 }

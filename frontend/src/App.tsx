@@ -10,7 +10,7 @@ import { Live } from './lib/live';
 import { ServicesContext, type Services } from './lib/services';
 import { Session } from './lib/session';
 import { createAppRouter } from './router';
-import { cssVariablesResolver, theme } from './theme';
+import { cssVariablesResolver, theme, withLabels } from './theme';
 
 export function createServices(): Services {
   const session = new Session();
@@ -40,9 +40,10 @@ export function App({ services }: { services: Services }) {
   const [queryClient] = useState(createQueryClient);
   const [i18n] = useState(() => createI18n());
   const [router] = useState(() => createAppRouter({ services, queryClient }));
+  const [appTheme] = useState(() => withLabels(theme, i18n.t('action.close')));
   return (
     <I18nextProvider i18n={i18n}>
-      <MantineProvider theme={theme} forceColorScheme="dark" cssVariablesResolver={cssVariablesResolver} getStyleNonce={styleNonce}>
+      <MantineProvider theme={appTheme} forceColorScheme="dark" cssVariablesResolver={cssVariablesResolver} getStyleNonce={styleNonce}>
         <Notifications position="top-right" />
         <ServicesContext.Provider value={services}>
           <QueryClientProvider client={queryClient}>

@@ -1,4 +1,4 @@
-import { createTheme, type CSSVariablesResolver, type MantineColorsTuple } from '@mantine/core';
+import { Alert, Button, Modal, Notification, createTheme, type MantineThemeOverride, type CSSVariablesResolver, type MantineColorsTuple } from '@mantine/core';
 
 // ATUM gold: amber-400 (#fbbf24) to yellow-500 (#eab308) at the primary shade.
 const gold: MantineColorsTuple = [
@@ -12,9 +12,10 @@ const dark: MantineColorsTuple = [
 
 export const theme = createTheme({
   primaryColor: 'gold',
-  primaryShade: { light: 6, dark: 5 },
+  primaryShade: { light: 5, dark: 5 },
   autoContrast: true,
-  luminanceThreshold: 0.4,
+  // Mantine judges lightness of the light-scheme shade; below this, white text.
+  luminanceThreshold: 0.25,
   colors: { gold, dark },
   black: '#000000',
   fontFamily: 'Inter, ui-sans-serif, system-ui, sans-serif',
@@ -24,10 +25,26 @@ export const theme = createTheme({
   },
   defaultRadius: 'md',
   cursorType: 'pointer',
+  // An explicit colour lets autoContrast pick black text on gold.
+  components: { Button: Button.extend({ defaultProps: { color: 'gold' } }) },
 });
 
+/** withLabels adds the translated labels of Mantine's icon-only close buttons. */
+export function withLabels(base: MantineThemeOverride, close: string): MantineThemeOverride {
+  return {
+    ...base,
+    components: {
+      ...base.components,
+      Notification: Notification.extend({ defaultProps: { closeButtonProps: { 'aria-label': close } } }),
+      Alert: Alert.extend({ defaultProps: { closeButtonLabel: close } }),
+      Modal: Modal.extend({ defaultProps: { closeButtonProps: { 'aria-label': close } } }),
+    },
+  };
+}
+
 export const cssVariablesResolver: CSSVariablesResolver = () => ({
-  variables: { '--atum-gold': '#eab308', '--atum-gold-bright': '#fbbf24' },
+  // Gold is light: text on filled gold is black (white fails contrast).
+  variables: { '--atum-gold': '#eab308', '--atum-gold-bright': '#fbbf24', '--mantine-primary-color-contrast': '#000000' },
   light: {},
   dark: {
     '--mantine-color-body': '#000000',

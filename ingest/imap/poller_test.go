@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -209,6 +210,7 @@ func TestUIDValidityChange(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h.run(func(c *Config) { c.Metrics = reg; c.IdleRefresh = 500 * time.Millisecond })
 	waitFor(t, 5*time.Second, "two delivered", func() bool { return len(h.sink.all()) == 2 })
+	waitFor(t, 3*time.Second, "first sync saved", func() bool { return h.position(mbID).uidValidity != nil })
 	old := *h.position(mbID).uidValidity
 
 	require.NoError(t, c.Delete(folder).Wait())
@@ -529,4 +531,44 @@ func TestFirstSyncSkipsReadMail(t *testing.T) {
 	waitFor(t, 5*time.Second, "new mail", func() bool { return h.sink.count(m) == 1 })
 	require.Zero(t, h.sink.count("read-1@test.atumdesk"))
 	require.Len(t, h.sink.all(), 2)
+}
+
+// TestUnreadableMessageIsQuarantined: a message the server cannot return
+// (here its Maildir file is unreadable) fails a few sessions, then is
+// quarantined unfetched, and the mailbox goes on with the next one.
+func TestUnreadableMessageIsQuarantined(t *testing.T) {
+	h := newHarness(t)
+	const user = "box115@load.test"
+	mbID := h.mailbox(user)
+	bad := h.send(user, "unreadable")
+	dir := filepath.Join(envOr("ATUMDESK_TEST_MAIL_DIR", "../../data/mail/vmail"), "load.test", "box115", "Maildir")
+	var files []string
+	waitFor(t, 5*time.Second, "delivery to the Maildir", func() bool {
+		files, _ = filepath.Glob(filepath.Join(dir, "new", "*"))
+		return len(files) == 1
+	})
+	require.NoError(t, os.Chmod(files[0], 0))
+	t.Cleanup(func() {
+		for _, sub := range []string{"new", "cur"} {
+			fs, _ := filepath.Glob(filepath.Join(dir, sub, "*"))
+			for _, f := range fs {
+				_ = os.Chmod(f, 0o600)
+			}
+		}
+	})
+	h.run()
+	good := h.send(user, "readable")
+	waitFor(t, 15*time.Second, "the next message", func() bool { return h.sink.count(good) == 1 })
+	require.Zero(t, h.sink.count(bad))
+	var q struct {
+		DedupeKey string  `gorm:"column:dedupe_key"`
+		RawSHA256 *string `gorm:"column:raw_sha256"`
+		Error     string  `gorm:"column:error"`
+		Attempts  int     `gorm:"column:attempts"`
+	}
+	require.NoError(t, h.db.Raw(`SELECT dedupe_key, raw_sha256, error, attempts FROM mail_quarantine WHERE mailbox_id = ?`, mbID).Scan(&q).Error)
+	require.Regexp(t, `^uid:\d+:\d+$`, q.DedupeKey)
+	require.Nil(t, q.RawSHA256)
+	require.Contains(t, q.Error, "the server failed 5 times")
+	require.Equal(t, 5, q.Attempts)
 }

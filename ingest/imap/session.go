@@ -44,8 +44,9 @@ type session struct {
 	// saved only when it is complete, so a crash meanwhile repeats it
 	// (UNSEEN again) instead of reading the whole archive.
 	firstSync bool
-	// stuck is the message sessions keep failing on (fetch); giveUp set
-	// means quarantine it unfetched this time so the mailbox goes on.
+	// stuck is the message the last sessions failed to fetch; after
+	// stuckLimit failures in a row it is quarantined unfetched, so one
+	// message the server cannot return does not block the mailbox.
 	stuck *stuckMessage
 }
 
@@ -281,34 +282,33 @@ func (s *session) waitForMail(ctx context.Context, idle bool) (refresh bool, err
 	return refresh, ctx.Err()
 }
 
-// listed is a message announced by the server: UID, size and Message-ID.
-type listed struct {
-	uid       goimap.UID
-	size      int64
-	messageID string
-}
-
+// messageIDSection fetches the Message-ID header alone.
 var messageIDSection = &goimap.FetchItemBodySection{
 	Specifier: goimap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true,
 }
 
-// list fetches UID, size and Message-ID (headers only) of the messages in
-// set, in UID order, keeping those above the last UID handled.
-func (s *session) list(set goimap.UIDSet) ([]listed, error) {
-	bufs, err := s.c.Fetch(set, &goimap.FetchOptions{UID: true, RFC822Size: true,
-		BodySection: []*goimap.FetchItemBodySection{messageIDSection}}).Collect()
+// list searches the UIDs in set (index data only: no message is read, so
+// one unreadable message cannot fail the listing), in order, keeping those
+// above the last UID handled.
+func (s *session) list(set goimap.UIDSet) ([]goimap.UID, error) {
+	data, err := s.c.UIDSearch(&goimap.SearchCriteria{UID: []goimap.UIDSet{set}}, nil).Wait()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]listed, 0, len(bufs))
-	for _, b := range bufs {
-		if uint32(b.UID) <= s.lastUID {
-			continue // "n:*" also returns the last message when nothing is newer
+	return s.above(data.AllUIDs()), nil
+}
+
+// above keeps the UIDs above the last one handled, sorted ("n:*" also
+// matches the last message when nothing is newer).
+func (s *session) above(uids []goimap.UID) []goimap.UID {
+	out := make([]goimap.UID, 0, len(uids))
+	for _, u := range uids {
+		if uint32(u) > s.lastUID {
+			out = append(out, u)
 		}
-		out = append(out, listed{uid: b.UID, size: b.RFC822Size, messageID: parseMessageID(b.FindBodySection(messageIDSection))})
 	}
-	slices.SortFunc(out, func(a, b listed) int { return int(a.uid) - int(b.uid) })
-	return out, nil
+	slices.Sort(out)
+	return out
 }
 
 // catchUp ingests, on a mailbox's very first session, the messages that
@@ -320,15 +320,9 @@ func (s *session) catchUp(ctx context.Context, uidNext goimap.UID) (string, erro
 	if err != nil {
 		return "search", err
 	}
-	if uids := data.AllUIDs(); len(uids) > 0 {
-		msgs, err := s.list(goimap.UIDSetNum(uids...))
-		if err != nil {
-			return "list", err
-		}
-		for _, m := range msgs {
-			if stage, err := s.handle(ctx, m); err != nil {
-				return stage, err
-			}
+	for _, uid := range s.above(data.AllUIDs()) {
+		if stage, err := s.handle(ctx, uid); err != nil {
+			return stage, err
 		}
 	}
 	if uidNext > 0 && uint32(uidNext)-1 > s.lastUID {
@@ -351,8 +345,8 @@ func (s *session) sync(ctx context.Context) (string, error) {
 		if len(msgs) == 0 {
 			return "", nil
 		}
-		for _, m := range msgs {
-			if stage, err := s.handle(ctx, m); err != nil {
+		for _, uid := range msgs {
+			if stage, err := s.handle(ctx, uid); err != nil {
 				return stage, err
 			}
 		}
@@ -362,10 +356,34 @@ func (s *session) sync(ctx context.Context) (string, error) {
 // handle takes one message through dedupe, storage, the sink (with retries,
 // then quarantine) and the after-ingest action. An error leaves the message
 // where it is: the next session starts again from it.
-func (s *session) handle(ctx context.Context, l listed) (string, error) {
+func (s *session) handle(ctx context.Context, uid goimap.UID) (string, error) {
 	p, mb := s.p, s.mb
 	msg := &Message{MailboxID: mb.ID, OrgID: mb.OrgID, Address: mb.Address, Folder: mb.Folder,
-		UIDValidity: s.uidValidity, UID: uint32(l.uid), MessageID: l.messageID}
+		UIDValidity: s.uidValidity, UID: uint32(uid)}
+	if st := s.stuck; st.giveUp(stuckLimit) && st.uid == uid && st.uidValidity == s.uidValidity {
+		// The server keeps failing to return this one message: keep a
+		// record of it (unfetched, like an oversized one) and go on.
+		cause := fmt.Sprintf("the server failed %d times to return the message: %s", st.failures, st.lastErr)
+		if err := p.st.quarantine(ctx, msg, fmt.Sprintf("uid:%d:%d", s.uidValidity, uid), 0, st.failures, cause); err != nil {
+			return "quarantine", err
+		}
+		p.m.messages.WithLabelValues("quarantined").Inc()
+		s.log.Warn("imap: unfetchable message quarantined", "uid", uid, "err", cause)
+		s.stuck = nil
+		return s.done(ctx, uid)
+	}
+	// Size and Message-ID first (headers only): a message ingested before
+	// is not downloaded again (a UIDVALIDITY rescan costs a header each).
+	meta, found, err := s.fetch(uid, &goimap.FetchOptions{UID: true, RFC822Size: true,
+		BodySection: []*goimap.FetchItemBodySection{messageIDSection}})
+	if err != nil {
+		return "fetch", s.failedOn(uid, err)
+	}
+	if !found { // expunged meanwhile by someone else
+		return s.advance(ctx, uid)
+	}
+	size := meta.RFC822Size
+	msg.MessageID = parseMessageID(meta.FindBodySection(messageIDSection))
 	if msg.MessageID != "" {
 		dup, err := p.st.known(ctx, mb.ID, dedupeKey(msg.MessageID, ""))
 		if err != nil {
@@ -373,52 +391,41 @@ func (s *session) handle(ctx context.Context, l listed) (string, error) {
 		}
 		if dup {
 			p.m.messages.WithLabelValues("duplicate").Inc()
-			s.log.Info("imap: message already ingested; not handed on again", "uid", l.uid, "message_id", msg.MessageID)
-			return s.done(ctx, l.uid)
+			s.log.Info("imap: message already ingested; not handed on again", "uid", uid, "message_id", msg.MessageID)
+			return s.done(ctx, uid)
 		}
 	}
-	if l.size > p.cfg.MaxMessageBytes {
-		cause := fmt.Sprintf("message of %d bytes is larger than the limit of %d bytes; not fetched", l.size, p.cfg.MaxMessageBytes)
+	if size > p.cfg.MaxMessageBytes {
+		cause := fmt.Sprintf("message of %d bytes is larger than the limit of %d bytes; not fetched", size, p.cfg.MaxMessageBytes)
 		key := msg.DedupeKey()
 		if msg.MessageID == "" { // no bytes to hash: the server's identity of the message
-			key = fmt.Sprintf("uid:%d:%d", s.uidValidity, l.uid)
+			key = fmt.Sprintf("uid:%d:%d", s.uidValidity, uid)
 		}
-		if err := p.st.quarantine(ctx, msg, key, l.size, 0, cause); err != nil {
+		if err := p.st.quarantine(ctx, msg, key, size, 0, cause); err != nil {
 			return "quarantine", err
 		}
 		p.m.messages.WithLabelValues("quarantined").Inc()
-		s.log.Warn("imap: message quarantined", "uid", l.uid, "err", cause)
-		return s.done(ctx, l.uid)
+		s.log.Warn("imap: message quarantined", "uid", uid, "err", cause)
+		return s.done(ctx, uid)
 	}
-	if st := s.stuck; st.giveUp(stuckLimit) && st.uid == l.uid && st.uidValidity == s.uidValidity {
-		// The server keeps failing to deliver this one message: keep a
-		// record of it (unfetched, like an oversized one) and go on.
-		cause := fmt.Sprintf("the server failed %d times to return the message: %s", st.failures, st.lastErr)
-		if err := p.st.quarantine(ctx, msg, fmt.Sprintf("uid:%d:%d", s.uidValidity, l.uid), l.size, st.failures, cause); err != nil {
-			return "quarantine", err
-		}
-		p.m.messages.WithLabelValues("quarantined").Inc()
-		s.log.Warn("imap: unfetchable message quarantined", "uid", l.uid, "err", cause)
-		s.stuck = nil
-		return s.done(ctx, l.uid)
-	}
-	raw, date, found, err := s.fetch(l.uid)
+	whole := &goimap.FetchItemBodySection{Peek: true}
+	full, found, err := s.fetch(uid, &goimap.FetchOptions{UID: true, InternalDate: true,
+		BodySection: []*goimap.FetchItemBodySection{whole}})
 	if err != nil {
-		if s.stuck == nil || s.stuck.uid != l.uid || s.stuck.uidValidity != s.uidValidity {
-			s.stuck = &stuckMessage{uidValidity: s.uidValidity, uid: l.uid}
-		}
-		s.stuck.failures++
-		s.stuck.lastErr = err.Error()
-		return "fetch", err
+		return "fetch", s.failedOn(uid, err)
 	}
 	s.stuck = nil
 	if !found { // expunged meanwhile by someone else
-		return s.advance(ctx, l.uid)
+		return s.advance(ctx, uid)
+	}
+	raw := full.FindBodySection(whole)
+	if raw == nil {
+		raw = []byte{}
 	}
 	if msg.SHA256, msg.RawPath, err = p.raw.Put(raw); err != nil {
 		return "store-raw", err
 	}
-	msg.Raw, msg.InternalDate = raw, date
+	msg.Raw, msg.InternalDate = raw, full.InternalDate
 	if msg.MessageID == "" {
 		dup, err := p.st.known(ctx, mb.ID, msg.DedupeKey())
 		if err != nil {
@@ -426,7 +433,7 @@ func (s *session) handle(ctx context.Context, l listed) (string, error) {
 		}
 		if dup {
 			p.m.messages.WithLabelValues("duplicate").Inc()
-			return s.done(ctx, l.uid)
+			return s.done(ctx, uid)
 		}
 	}
 	attempts, err := s.deliver(ctx, msg)
@@ -447,29 +454,34 @@ func (s *session) handle(ctx context.Context, l listed) (string, error) {
 			return "quarantine", err
 		}
 		p.m.messages.WithLabelValues("quarantined").Inc()
-		s.log.Warn("imap: message quarantined", "uid", l.uid, "message_id", msg.MessageID, "attempts", attempts, "err", err)
+		s.log.Warn("imap: message quarantined", "uid", uid, "message_id", msg.MessageID, "attempts", attempts, "err", err)
 	}
-	return s.done(ctx, l.uid)
+	return s.done(ctx, uid)
 }
 
-// fetch reads the whole message (BODY.PEEK[]: the \Seen flag is left alone).
-func (s *session) fetch(uid goimap.UID) (raw []byte, date time.Time, found bool, err error) {
-	section := &goimap.FetchItemBodySection{Peek: true}
-	bufs, err := s.c.Fetch(goimap.UIDSetNum(uid), &goimap.FetchOptions{UID: true, InternalDate: true,
-		BodySection: []*goimap.FetchItemBodySection{section}}).Collect()
+// failedOn counts a failure to fetch uid towards quarantining it.
+func (s *session) failedOn(uid goimap.UID, err error) error {
+	if s.stuck == nil || s.stuck.uid != uid || s.stuck.uidValidity != s.uidValidity {
+		s.stuck = &stuckMessage{uidValidity: s.uidValidity, uid: uid}
+	}
+	s.stuck.failures++
+	s.stuck.lastErr = err.Error()
+	return err
+}
+
+// fetch fetches items of one message (sections with PEEK: the \Seen flag
+// is left alone); found is false when the UID is gone.
+func (s *session) fetch(uid goimap.UID, opts *goimap.FetchOptions) (*imapclient.FetchMessageBuffer, bool, error) {
+	bufs, err := s.c.Fetch(goimap.UIDSetNum(uid), opts).Collect()
 	if err != nil {
-		return nil, time.Time{}, false, err
+		return nil, false, err
 	}
 	for _, b := range bufs {
 		if b.UID == uid {
-			raw = b.FindBodySection(section)
-			if raw == nil {
-				raw = []byte{}
-			}
-			return raw, b.InternalDate, true, nil
+			return b, true, nil
 		}
 	}
-	return nil, time.Time{}, false, nil
+	return nil, false, nil
 }
 
 // deliver hands msg to the sink, retrying with doubling waits; it returns

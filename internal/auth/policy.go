@@ -48,18 +48,25 @@ const (
 	// MailboxesAdmin manages the organisation's IMAP mailboxes and their
 	// quarantined messages.
 	MailboxesAdmin Permission = "mailboxes:admin"
+	// SLARead reads SLA policies, breaches and compliance (staff);
+	// SLAManage creates, changes and deactivates policies.
+	SLARead   Permission = "sla:read"
+	SLAManage Permission = "sla:manage"
+	// AIUse reads AI suggestions: triage, similar tickets, KB articles and
+	// reply drafts (staff only: they draw on the whole organisation).
+	AIUse Permission = "ai:use"
 )
 
 var customer = []Permission{Authenticated, OrgsRead, TicketsCreate, TicketsRead, TicketsTransition, CommentsCreate, StreamRead}
-var staff = append(slices.Clone(customer), UsersRead, TicketsUpdate, CommentsInternal, TicketsAudit)
+var staff = append(slices.Clone(customer), UsersRead, TicketsUpdate, CommentsInternal, TicketsAudit, SLARead, AIUse)
 
 // grants is the policy: role -> permissions.
 var grants = map[models.Role][]Permission{
 	models.RoleCustomerUser:  append(slices.Clone(customer), CSATSubmit),
 	models.RoleCustomerAdmin: append(slices.Clone(customer), UsersRead, UsersWrite, CSATSubmit),
 	models.RoleAgent:         staff,
-	models.RoleManager:       append(slices.Clone(staff), UsersWrite, TicketsAccept, TicketsAssign, AuditRead, CSATRead),
-	models.RoleAdmin:         append(slices.Clone(staff), UsersWrite, TicketsAccept, TicketsAssign, AuditRead, OrgsWrite, TasksAdmin, CSATRead, MailboxesAdmin),
+	models.RoleManager:       append(slices.Clone(staff), UsersWrite, TicketsAccept, TicketsAssign, AuditRead, CSATRead, SLAManage),
+	models.RoleAdmin:         append(slices.Clone(staff), UsersWrite, TicketsAccept, TicketsAssign, AuditRead, OrgsWrite, TasksAdmin, CSATRead, MailboxesAdmin, SLAManage),
 }
 
 // Can reports whether role holds perm. Public is held by everyone.

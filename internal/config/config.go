@@ -52,6 +52,11 @@ type Config struct {
 	// DedupWindow: a new ticket repeating the subject and body of an open
 	// ticket of the same requester created this long before is a duplicate.
 	DedupWindow time.Duration `env:"DEDUP_WINDOW" envDefault:"24h"`
+	// WorkerPollInterval: how often a worker looks for due scheduled tasks
+	// and for new tasks when idle; SLA timers are made due 1 s ahead of
+	// their instant, so this must stay well under a second for them to
+	// fire on time.
+	WorkerPollInterval time.Duration `env:"WORKER_POLL_INTERVAL" envDefault:"200ms"`
 	// ReopenWindow: a customer reply this long after resolution reopens the
 	// ticket; an organisation's settings.reopen_window_hours overrides it.
 	ReopenWindow time.Duration `env:"REOPEN_WINDOW" envDefault:"168h"`
@@ -78,6 +83,23 @@ type Config struct {
 	// IMAPCAFile: PEM certificates trusted for IMAP TLS besides the system's
 	// (e.g. the local test server's, data/mail/tls/cert.pem).
 	IMAPCAFile string `env:"IMAP_CA_FILE"`
+
+	// AI (internal/ai). AIProvider serves organisations whose
+	// settings.ai.provider names none: builtin needs no external service.
+	AIProvider string `env:"AI_PROVIDER" envDefault:"builtin"`
+	// AIRetrainInterval: an organisation's classifiers are retrained at
+	// most once per interval, after tickets were resolved.
+	AIRetrainInterval time.Duration `env:"AI_RETRAIN_INTERVAL" envDefault:"6h"`
+	// OllamaURL is the Ollama server (empty: not used; organisations that
+	// ask for it get the built-in provider). Models per use, the timeout
+	// of one attempt and the retries after a timeout or server error; a
+	// failed or slow Ollama degrades to the built-in provider.
+	OllamaURL         string        `env:"OLLAMA_URL"`
+	OllamaTriageModel string        `env:"OLLAMA_TRIAGE_MODEL" envDefault:"llama3.2"`
+	OllamaEmbedModel  string        `env:"OLLAMA_EMBED_MODEL" envDefault:"nomic-embed-text"`
+	OllamaDraftModel  string        `env:"OLLAMA_DRAFT_MODEL" envDefault:"llama3.2"`
+	OllamaTimeout     time.Duration `env:"OLLAMA_TIMEOUT" envDefault:"20s"`
+	OllamaRetries     int           `env:"OLLAMA_RETRIES" envDefault:"1"`
 
 	// TrustedProxyPrefixes is TrustedProxies parsed; filled by Load.
 	TrustedProxyPrefixes []netip.Prefix `env:"-"`
@@ -183,6 +205,9 @@ func (c *Config) validate() error {
 	if c.DedupWindow < time.Minute || c.DedupWindow > 90*24*time.Hour {
 		bad("DEDUP_WINDOW", "want 1m..2160h, got %s", c.DedupWindow)
 	}
+	if c.WorkerPollInterval < 10*time.Millisecond || c.WorkerPollInterval > 5*time.Second {
+		bad("WORKER_POLL_INTERVAL", "want 10ms..5s, got %s", c.WorkerPollInterval)
+	}
 	if c.ReopenWindow <= 0 {
 		bad("REOPEN_WINDOW", "want a positive duration, got %s", c.ReopenWindow)
 	}
@@ -208,6 +233,23 @@ func (c *Config) validate() error {
 	}
 	if c.IMAPMaxMailboxes < 0 {
 		bad("IMAP_MAX_MAILBOXES", "want 0 (no cap) or more, got %d", c.IMAPMaxMailboxes)
+	}
+	if c.AIProvider != "builtin" && c.AIProvider != "ollama" {
+		bad("AI_PROVIDER", "want builtin or ollama, got %q", c.AIProvider)
+	}
+	if c.AIRetrainInterval < time.Minute || c.AIRetrainInterval > 30*24*time.Hour {
+		bad("AI_RETRAIN_INTERVAL", "want 1m..720h, got %s", c.AIRetrainInterval)
+	}
+	if c.OllamaURL != "" {
+		if u, err := url.Parse(c.OllamaURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("OLLAMA_URL", "want an http(s) URL such as http://127.0.0.1:11434, got %q", c.OllamaURL)
+		}
+	}
+	if c.OllamaTimeout < 100*time.Millisecond || c.OllamaTimeout > 10*time.Minute {
+		bad("OLLAMA_TIMEOUT", "want 100ms..10m, got %s", c.OllamaTimeout)
+	}
+	if c.OllamaRetries < 0 || c.OllamaRetries > 5 {
+		bad("OLLAMA_RETRIES", "want 0..5, got %d", c.OllamaRetries)
 	}
 	return errors.Join(errs...)
 }

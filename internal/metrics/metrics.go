@@ -4,6 +4,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,4 +62,17 @@ func StatusClass(code int) string {
 		return "2xx"
 	}
 	return "1xx"
+}
+
+// Register registers c with reg, or returns the equal collector registered
+// before (a component started twice in one process, as tests do), so a
+// package's collectors can be created where they are used.
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	return c, err
 }

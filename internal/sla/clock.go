@@ -68,17 +68,22 @@ type ticketRow struct {
 	SLAPausedIntervals    models.JSONB
 	FirstResponseBreached bool
 	ResolutionBreached    bool
+	// Versions of the policy and the organisation (for Cache).
+	PolicyUpdatedAt *time.Time
+	OrgUpdatedAt    time.Time
 }
 
-const ticketColumns = `id, org_id, requester_id, number, status, priority, service_id, assigned_to, created_at,
-	accepted_at, sla_policy_id, sla_started_at, first_response_due_at, resolution_due_at, first_responded_at,
-	resolved_at, sla_paused_at, sla_paused_intervals, first_response_breached, resolution_breached`
+const ticketColumns = `t.id, t.org_id, t.requester_id, t.number, t.status, t.priority, t.service_id, t.assigned_to,
+	t.created_at, t.accepted_at, t.sla_policy_id, t.sla_started_at, t.first_response_due_at, t.resolution_due_at,
+	t.first_responded_at, t.resolved_at, t.sla_paused_at, t.sla_paused_intervals, t.first_response_breached,
+	t.resolution_breached, p.updated_at AS policy_updated_at, o.updated_at AS org_updated_at`
 
-// loadTickets reads the tickets where selects (optionally locking them).
+// loadTickets reads the tickets t where selects (optionally locking them).
 func loadTickets(db *gorm.DB, lock bool, where string, args ...any) ([]*ticketRow, error) {
-	q := `SELECT ` + ticketColumns + ` FROM tickets WHERE ` + where
+	q := `SELECT ` + ticketColumns + ` FROM tickets t JOIN organizations o ON o.id = t.org_id
+		LEFT JOIN sla_policies p ON p.org_id = t.org_id AND p.id = t.sla_policy_id WHERE ` + where
 	if lock {
-		q += ` FOR UPDATE`
+		q += ` FOR UPDATE OF t`
 	}
 	var rows []*ticketRow
 	if err := db.Raw(q, args...).Scan(&rows).Error; err != nil {
@@ -88,7 +93,7 @@ func loadTickets(db *gorm.DB, lock bool, where string, args ...any) ([]*ticketRo
 }
 
 func loadTicket(db *gorm.DB, orgID, id uuid.UUID, lock bool) (*ticketRow, error) {
-	rows, err := loadTickets(db, lock, `org_id = ? AND id = ?`, orgID, id)
+	rows, err := loadTickets(db, lock, `t.org_id = ? AND t.id = ?`, orgID, id)
 	if err != nil || len(rows) == 0 {
 		return nil, err
 	}
@@ -241,7 +246,9 @@ func (s *syncer) policy(orgID, id uuid.UUID) (*Policy, error) {
 	return p, nil
 }
 
-// calendar is p's calendar; a broken one counts as 24×7 (see Calendar).
+// calendar is p's calendar. One that cannot be built (the organisation's
+// settings were changed to something invalid since the policy was saved)
+// counts as 24×7 in UTC, so that no ticket change is refused for it.
 func (s *syncer) calendar(p *Policy) (*businesstime.Calendar, error) {
 	if c, ok := s.cals[p.ID]; ok {
 		return c, nil
@@ -366,15 +373,25 @@ func (s *syncer) sync(r *ticketRow, reason Reason) (*pipeline.Event, error) {
 			}
 		}
 	}
+	// The change that meets a clock fixes its due time for good, counting
+	// a pause still running at that moment (a reply while waiting on the
+	// customer); later changes leave it alone.
+	meets := map[models.SLAMetric]bool{models.SLAFirstResponse: reason == ReasonFirstResponse, models.SLAResolution: reason == ReasonResolved}
 	recompute := func(metric models.SLAMetric, due **time.Time) {
-		if r.metAt(metric) != nil && *due != nil {
-			return // a met clock's due time is frozen
+		metAt := r.metAt(metric)
+		if metAt != nil && *due != nil && !meets[metric] {
+			return
 		}
 		if !hasTarget {
 			*due = nil
 			return
 		}
-		d := Instant(cal, *st.StartedAt, target.Budget(metric), BreachPercent, st.intervals(nil))
+		var asOf *time.Time
+		if metAt != nil {
+			a := micro(*metAt)
+			asOf = &a
+		}
+		d := Instant(cal, *st.StartedAt, target.Budget(metric), BreachPercent, st.intervals(asOf))
 		*due = &d
 	}
 	recompute(models.SLAFirstResponse, &st.FRDue)
@@ -430,8 +447,8 @@ func (s *syncer) sync(r *ticketRow, reason Reason) (*pipeline.Event, error) {
 func resyncPolicy(ctx context.Context, tx *gorm.DB, p *Policy) error {
 	s := newSyncer(ctx, tx, time.Now())
 	s.policies[p.ID] = p
-	rows, err := loadTickets(s.tx, true, `org_id = ? AND sla_policy_id = ? AND sla_started_at IS NOT NULL
-		AND status NOT IN ('closed', 'cancelled') ORDER BY id`, p.OrgID, p.ID)
+	rows, err := loadTickets(s.tx, true, `t.org_id = ? AND t.sla_policy_id = ? AND t.sla_started_at IS NOT NULL
+		AND t.status NOT IN ('closed', 'cancelled') ORDER BY t.id`, p.OrgID, p.ID)
 	if err != nil {
 		return err
 	}
@@ -446,4 +463,21 @@ func resyncPolicy(ctx context.Context, tx *gorm.DB, p *Policy) error {
 		}
 	}
 	return pipeline.EmitEvents(ctx, tx, events...)
+}
+
+// ResyncOrganization recomputes, in tx, the running clocks of the
+// organisation's tickets whose policy inherits any of its calendar
+// settings, after its time zone, business hours or holidays changed.
+func ResyncOrganization(ctx context.Context, tx *gorm.DB, orgID uuid.UUID) error {
+	ps, err := loadPolicies(tx.WithContext(ctx), `org_id = ? AND (timezone IS NULL
+		OR (use_business_hours AND (business_hours IS NULL OR holidays IS NULL)))`, orgID)
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		if err := resyncPolicy(ctx, tx, p); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -125,7 +125,7 @@ func newPolicy(orgID uuid.UUID) *Policy {
 func (p *Policy) apply(in map[string]json.RawMessage, fields map[string]string) error {
 	for k := range in {
 		if !slices.Contains(policyFields, k) {
-			return apperr.New(apperr.BadRequest, fmt.Sprintf("The request body has an unknown field %q.", k))
+			return &apperr.Error{Kind: apperr.BadRequest, Msg: "Unknown field.", Fields: map[string]string{k: "is not accepted here"}}
 		}
 	}
 	isNull := func(raw json.RawMessage) bool { return bytes.Equal(bytes.TrimSpace(raw), []byte("null")) }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/atumdesk/atumdesk/internal/apperr"
 	"github.com/atumdesk/atumdesk/internal/audit"
-	"github.com/atumdesk/atumdesk/internal/businesstime"
 	"github.com/atumdesk/atumdesk/internal/database"
 	"github.com/atumdesk/atumdesk/models"
 )
@@ -133,21 +132,21 @@ func GetPolicy(ctx context.Context, db *gorm.DB, orgID, id uuid.UUID) (*Policy, 
 // service (nil: none) and priority, or nil: the most specific one that
 // has a target for the priority.
 func Select(ctx context.Context, db *gorm.DB, orgID uuid.UUID, service *uuid.UUID, pr models.Priority) (*Policy, error) {
-	var id uuid.UUID
+	var ids []struct{ ID uuid.UUID }
 	err := db.WithContext(ctx).Raw(`SELECT p.id FROM sla_policies p
 		JOIN sla_targets t ON t.policy_id = p.id AND t.priority = ?
 		WHERE p.org_id = ? AND p.is_active
 		  AND (p.service_id IS NULL OR p.service_id = ?)
 		  AND (p.priority IS NULL OR p.priority = ?)
 		ORDER BY p.service_id IS NULL, p.priority IS NULL
-		LIMIT 1`, pr, orgID, service, pr).Scan(&id).Error
+		LIMIT 1`, pr, orgID, service, pr).Scan(&ids).Error
 	if err != nil {
 		return nil, fmt.Errorf("sla: select policy: %w", err)
 	}
-	if id == uuid.Nil {
+	if len(ids) == 0 {
 		return nil, nil
 	}
-	ps, err := loadPolicies(db.WithContext(ctx), `id = ?`, id)
+	ps, err := loadPolicies(db.WithContext(ctx), `id = ?`, ids[0].ID)
 	if err != nil || len(ps) == 0 {
 		return nil, err
 	}
@@ -168,22 +167,6 @@ func loadOrgCalendar(db *gorm.DB, orgID uuid.UUID) (orgCalendar, error) {
 	return orgCalendar{Timezone: row.Timezone, BusinessHours: json.RawMessage(row.BusinessHours), Holidays: json.RawMessage(row.Holidays)}, nil
 }
 
-// Calendar returns the calendar of policy p (its organisation's settings
-// filling what p leaves null). A calendar that cannot be built (the
-// organisation's settings were changed to something invalid) falls back to
-// 24×7 in UTC, with the error, so that no ticket change is refused for it.
-func Calendar(ctx context.Context, db *gorm.DB, p *Policy) (*businesstime.Calendar, error) {
-	org, err := loadOrgCalendar(db.WithContext(ctx), p.OrgID)
-	if err != nil {
-		return nil, err
-	}
-	cal, err := p.calendar(org)
-	if err != nil {
-		return businesstime.Always(time.UTC), fmt.Errorf("sla: policy %s: calendar: %w", p.ID, err)
-	}
-	return cal, nil
-}
-
 // checkRefs validates what needs the database: the service, the users the
 // rules notify, and the calendar with the organisation's inheritance.
 func checkRefs(tx *gorm.DB, p *Policy, fields map[string]string) error {
@@ -201,15 +184,15 @@ func checkRefs(tx *gorm.DB, p *Policy, fields map[string]string) error {
 		for id := range users {
 			ids = append(ids, id)
 		}
-		var found []uuid.UUID
+		var found []struct{ ID uuid.UUID }
 		err := tx.Raw(`SELECT id FROM users WHERE org_id = ? AND id IN ? AND is_active AND role IN ('agent','manager','admin')`, p.OrgID, ids).
 			Scan(&found).Error
 		if err != nil {
 			return fmt.Errorf("sla: check users: %w", err)
 		}
 		ok := map[uuid.UUID]bool{}
-		for _, id := range found {
-			ok[id] = true
+		for _, f := range found {
+			ok[f.ID] = true
 		}
 		for id, where := range users {
 			if !ok[id] {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
 	"github.com/atumdesk/atumdesk/internal/audit"
+	"github.com/atumdesk/atumdesk/internal/businesstime"
 	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
 )
@@ -160,7 +162,9 @@ type Verdict struct {
 // whether the timer's threshold has been crossed and still holds: the due
 // time it was made for is the ticket's, the clock is not paused, and it
 // was not met before the threshold (a clock met late still breaches).
-func Check(ctx context.Context, tx *gorm.DB, tm Timer, now time.Time) (Verdict, error) {
+//
+// cache, if not nil, keeps the policy and its calendar between calls.
+func Check(ctx context.Context, tx *gorm.DB, tm Timer, now time.Time, cache *Cache) (Verdict, error) {
 	s := newSyncer(ctx, tx, now)
 	r, err := loadTicket(s.tx, tm.OrgID, tm.TicketID, true)
 	if err != nil {
@@ -181,7 +185,7 @@ func Check(ctx context.Context, tx *gorm.DB, tm Timer, now time.Time) (Verdict, 
 	if r.SLAPolicyID == nil || r.SLAStartedAt == nil {
 		return Verdict{Why: "no_policy"}, nil
 	}
-	pol, err := s.policy(r.OrgID, *r.SLAPolicyID)
+	pol, cal, err := cache.lookup(s, r)
 	if err != nil {
 		return Verdict{}, err
 	}
@@ -192,10 +196,6 @@ func Check(ctx context.Context, tx *gorm.DB, tm Timer, now time.Time) (Verdict, 
 	if !ok {
 		return Verdict{Why: "no_target"}, nil
 	}
-	cal, err := s.calendar(pol)
-	if err != nil {
-		return Verdict{}, err
-	}
 	st, err := r.state()
 	if err != nil {
 		return Verdict{}, err
@@ -204,7 +204,12 @@ func Check(ctx context.Context, tx *gorm.DB, tm Timer, now time.Time) (Verdict, 
 	if metAt != nil && metAt.Before(asOf) {
 		asOf = *metAt
 	}
-	instant := Instant(cal, *st.StartedAt, target.Budget(tm.Metric), tm.Percent, st.intervals(&asOf))
+	// The breach is the due time the ticket shows; thresholds are where
+	// their share of the target elapses, in the same history.
+	instant := tm.DueAt
+	if tm.Percent != BreachPercent {
+		instant = Instant(cal, *st.StartedAt, target.Budget(tm.Metric), tm.Percent, st.intervals(&asOf))
+	}
 	switch {
 	case metAt != nil && !metAt.After(instant):
 		return Verdict{Why: "met", Instant: instant}, nil
@@ -249,22 +254,24 @@ func Fire(ctx context.Context, tx *gorm.DB, v Verdict, tm Timer, now time.Time) 
 	if !v.Fire || v.t == nil {
 		return nil, nil
 	}
+	if !tm.Metric.Valid() {
+		return nil, fmt.Errorf("sla: timer with unknown metric %q", tm.Metric)
+	}
 	r, pol := v.t, v.pol
 	tx = tx.WithContext(ctx)
 	now = micro(now)
 	breach := false
 	if tm.Percent == BreachPercent {
-		res := tx.Exec(`INSERT INTO sla_breaches (id, org_id, ticket_id, kind, policy_id, due_at, breached_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ticket_id, kind) DO NOTHING`,
+		// One statement: the flag is set exactly when the row is new.
+		res := tx.Exec(`WITH b AS (
+				INSERT INTO sla_breaches (id, org_id, ticket_id, kind, policy_id, due_at, breached_at)
+				VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (ticket_id, kind) DO NOTHING RETURNING ticket_id)
+			UPDATE tickets SET `+string(tm.Metric)+`_breached = true WHERE id IN (SELECT ticket_id FROM b)`,
 			models.NewID(), r.OrgID, r.ID, tm.Metric, pol.ID, tm.DueAt, now)
 		if res.Error != nil {
 			return nil, fmt.Errorf("sla: record breach: %w", res.Error)
 		}
-		if breach = res.RowsAffected == 1; breach {
-			if err := tx.Exec(`UPDATE tickets SET `+string(tm.Metric)+`_breached = true WHERE org_id = ? AND id = ?`, r.OrgID, r.ID).Error; err != nil {
-				return nil, fmt.Errorf("sla: set breached: %w", err)
-			}
-		}
+		breach = res.RowsAffected == 1
 	}
 	levels := []int{}
 	notify := []string{}
@@ -321,7 +328,7 @@ func Running(ctx context.Context, db *gorm.DB, after uuid.UUID, limit int) ([]Ti
 	var out []TicketKey
 	err := db.WithContext(ctx).Raw(`SELECT org_id, id FROM tickets
 		WHERE sla_started_at IS NOT NULL AND sla_paused_at IS NULL AND sla_policy_id IS NOT NULL
-		  AND status IN ('accepted', 'assigned', 'in_progress')
+		  AND status IN ('new', 'accepted', 'assigned', 'in_progress')
 		  AND ((first_responded_at IS NULL AND first_response_due_at IS NOT NULL)
 		    OR (resolved_at IS NULL AND resolution_due_at IS NOT NULL))
 		  AND id > ?
@@ -343,7 +350,7 @@ func AtRisk(ctx context.Context, db *gorm.DB) (map[models.SLAMetric]int, error) 
 	}
 	err := db.WithContext(ctx).Raw(`SELECT e.target, count(DISTINCT e.ticket_id) AS n
 		FROM tickets t JOIN sla_escalations e ON e.ticket_id = t.id
-		WHERE t.status IN ('accepted', 'assigned', 'in_progress', 'waiting_customer')
+		WHERE t.status IN ('new', 'accepted', 'assigned', 'in_progress', 'waiting_customer')
 		  AND ((e.target = 'first_response' AND t.first_responded_at IS NULL AND NOT t.first_response_breached)
 		    OR (e.target = 'resolution' AND t.resolved_at IS NULL AND NOT t.resolution_breached))
 		GROUP BY e.target`).Scan(&rows).Error
@@ -355,4 +362,55 @@ func AtRisk(ctx context.Context, db *gorm.DB) (map[models.SLAMetric]int, error) 
 		out[r.Target] = r.N
 	}
 	return out, nil
+}
+
+// Cache keeps policies and their calendars between timer runs, keyed by
+// the policy's and its organisation's updated_at (read with the ticket),
+// so a change to either is seen at once. Safe for concurrent use.
+type Cache struct {
+	mu sync.Mutex
+	m  map[uuid.UUID]cacheEntry
+}
+
+type cacheEntry struct {
+	polAt, orgAt time.Time
+	pol          *Policy
+	cal          *businesstime.Calendar
+}
+
+// maxCached bounds the cache; it is emptied when full.
+const maxCached = 10_000
+
+// NewCache returns an empty cache.
+func NewCache() *Cache { return &Cache{m: map[uuid.UUID]cacheEntry{}} }
+
+// lookup returns r's policy and calendar, from the cache when their
+// versions match (c may be nil: no cache).
+func (c *Cache) lookup(s *syncer, r *ticketRow) (*Policy, *businesstime.Calendar, error) {
+	id := *r.SLAPolicyID
+	if c != nil && r.PolicyUpdatedAt != nil {
+		c.mu.Lock()
+		e, ok := c.m[id]
+		c.mu.Unlock()
+		if ok && e.polAt.Equal(*r.PolicyUpdatedAt) && e.orgAt.Equal(r.OrgUpdatedAt) {
+			return e.pol, e.cal, nil
+		}
+	}
+	pol, err := s.policy(r.OrgID, id)
+	if err != nil || pol == nil {
+		return nil, nil, err
+	}
+	cal, err := s.calendar(pol)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c != nil && r.PolicyUpdatedAt != nil {
+		c.mu.Lock()
+		if len(c.m) >= maxCached {
+			clear(c.m)
+		}
+		c.m[id] = cacheEntry{polAt: *r.PolicyUpdatedAt, orgAt: r.OrgUpdatedAt, pol: pol, cal: cal}
+		c.mu.Unlock()
+	}
+	return pol, cal, nil
 }

@@ -2,7 +2,6 @@ package sla
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -10,15 +9,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"github.com/atumdesk/atumdesk/internal/metrics"
 	slacore "github.com/atumdesk/atumdesk/internal/sla"
 	"github.com/atumdesk/atumdesk/models"
 )
 
-// metrics are the SLA collectors the Grafana dashboards read. Labels:
+// collectors are the SLA metrics the Grafana dashboards read. Labels:
 // policy is the policy's name (bounded by the number of policies; equal
 // names across organisations add up), kind is first_response or
 // resolution.
-type metrics struct {
+type collectors struct {
 	breaches      *prometheus.CounterVec   // atumdesk_sla_breaches_total{policy,kind}
 	thresholds    *prometheus.CounterVec   // atumdesk_sla_thresholds_total{policy,kind}
 	firstResponse *prometheus.HistogramVec // atumdesk_sla_first_response_business_seconds{policy}
@@ -31,8 +31,8 @@ type metrics struct {
 var businessBuckets = []float64{60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 16 * 3600,
 	24 * 3600, 48 * 3600, 5 * 24 * 3600, 14 * 24 * 3600}
 
-func newMetrics(reg prometheus.Registerer, db *gorm.DB, log *slog.Logger) (*metrics, error) {
-	m := &metrics{
+func newCollectors(reg prometheus.Registerer, db *gorm.DB, log *slog.Logger) (*collectors, error) {
+	m := &collectors{
 		breaches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "atumdesk", Subsystem: "sla", Name: "breaches_total",
 			Help: "SLA clocks that breached (fired once per ticket and clock), by policy name and kind (first_response, resolution).",
@@ -65,45 +65,34 @@ func newMetrics(reg prometheus.Registerer, db *gorm.DB, log *slog.Logger) (*metr
 		return m, nil
 	}
 	var err error
-	if m.breaches, err = register(reg, m.breaches); err != nil {
+	if m.breaches, err = metrics.Register(reg, m.breaches); err != nil {
 		return nil, err
 	}
-	if m.thresholds, err = register(reg, m.thresholds); err != nil {
+	if m.thresholds, err = metrics.Register(reg, m.thresholds); err != nil {
 		return nil, err
 	}
-	if m.firstResponse, err = register(reg, m.firstResponse); err != nil {
+	if m.firstResponse, err = metrics.Register(reg, m.firstResponse); err != nil {
 		return nil, err
 	}
-	if m.resolution, err = register(reg, m.resolution); err != nil {
+	if m.resolution, err = metrics.Register(reg, m.resolution); err != nil {
 		return nil, err
 	}
-	if m.lateness, err = register(reg, m.lateness); err != nil {
+	if m.lateness, err = metrics.Register(reg, m.lateness); err != nil {
 		return nil, err
 	}
-	if m.scheduled, err = register(reg, m.scheduled); err != nil {
+	if m.scheduled, err = metrics.Register(reg, m.scheduled); err != nil {
 		return nil, err
 	}
 	if db != nil {
-		if _, err = register[prometheus.Collector](reg, newAtRisk(db, log)); err != nil {
+		if _, err = metrics.Register[prometheus.Collector](reg, newAtRisk(db, log)); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
 }
 
-// register registers c, or returns the equal collector registered before.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
-}
-
 // observeMet records the business time of clocks a change met.
-func (m *metrics) observeMet(met []slacore.Met) {
+func (m *collectors) observeMet(met []slacore.Met) {
 	for _, x := range met {
 		h := m.resolution
 		if x.Metric == models.SLAFirstResponse {

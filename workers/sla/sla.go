@@ -40,10 +40,11 @@
 // timer run twice, or two timers of one threshold, fire it once.
 //
 // asynq keeps a scheduled task's time to the second and looks for due
-// tasks every poll interval, so a timer may start up to a second early: it
-// then waits, holding a worker slot but no lock, until the exact instant
-// (at most MaxWait). Give the sla queue a short poll interval (~100 ms) and
-// enough concurrency for the timers due within one second.
+// tasks every poll interval, so a timer is made due TimerLead (1 s) before
+// its instant and waits in the handler, holding a worker slot but no lock
+// or connection, until the exact instant (at most MaxWait). Give the sla
+// queue a poll interval of at most ~500 ms (100 ms here) and a concurrency
+// above the number of timers due within two seconds.
 package sla
 
 import (
@@ -74,6 +75,13 @@ const TimerEventType = "sla.timer"
 // endpoints and logs show) from its task id.
 var timerNamespace = uuid.MustParse("6f1d2c1e-5a7b-4c1f-9d59-3c6b1d7e0a51")
 
+// TimerLead is how long before its instant a timer is due in asynq. asynq
+// keeps a task's time to the whole second and forwards due tasks every
+// poll interval, so a timer due at its instant would run up to a second
+// early or a poll interval (and a dequeue poll) late; due a second ahead
+// it is in a worker's hands in time and waits there for the instant.
+const TimerLead = time.Second
+
 // Config configures the stage. Zero values get the defaults noted.
 type Config struct {
 	// Redis is where timers are scheduled; without it scheduling fails
@@ -97,7 +105,8 @@ type Handler struct {
 	log     *slog.Logger
 	client  *asynq.Client
 	insp    *asynq.Inspector
-	metrics *metrics
+	metrics *collectors
+	cache   *slacore.Cache
 }
 
 // New returns the handler. A metrics registration error is logged and
@@ -115,14 +124,14 @@ func New(db *gorm.DB, cfg Config) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &Handler{db: db, cfg: cfg, log: cfg.Logger}
+	h := &Handler{db: db, cfg: cfg, log: cfg.Logger, cache: slacore.NewCache()}
 	if cfg.Redis != nil {
 		h.client, h.insp = asynq.NewClient(cfg.Redis), asynq.NewInspector(cfg.Redis)
 	}
-	m, err := newMetrics(cfg.Registerer, db, cfg.Logger)
+	m, err := newCollectors(cfg.Registerer, db, cfg.Logger)
 	if err != nil {
 		cfg.Logger.Error("sla: metrics not registered", "err", err)
-		m, _ = newMetrics(nil, nil, cfg.Logger)
+		m, _ = newCollectors(nil, nil, cfg.Logger)
 	}
 	h.metrics = m
 	return h
@@ -153,7 +162,7 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	switch p.EventType {
 	case TimerEventType:
 		var tp timerPayload
-		if err := json.Unmarshal(t.Payload(), &tp); err != nil || !tp.Timer.Metric.Valid() || tp.Timer.TicketID != p.TicketID {
+		if err := json.Unmarshal(t.Payload(), &tp); err != nil || !tp.Timer.Metric.Valid() || tp.Timer.TicketID != p.TicketID || tp.Timer.OrgID != p.OrgID {
 			return fmt.Errorf("sla: bad timer payload: %w", asynq.SkipRetry)
 		}
 		return h.Fire(ctx, tp.Timer)
@@ -196,17 +205,17 @@ func (h *Handler) changed(ctx context.Context, p pipeline.TaskPayload) error {
 // eventData reads the event's data from the outbox (published rows are
 // kept for days; the task runs within seconds). nil when it is gone.
 func (h *Handler) eventData(ctx context.Context, eventID uuid.UUID) (*slacore.ChangedData, error) {
-	var payload models.JSONB
-	err := h.db.WithContext(ctx).Raw(`SELECT payload FROM outbox WHERE event_id = ?`, eventID).Scan(&payload).Error
+	var rows []struct{ Payload models.JSONB }
+	err := h.db.WithContext(ctx).Raw(`SELECT payload FROM outbox WHERE event_id = ?`, eventID).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("sla: read event %s: %w", eventID, err)
 	}
-	if len(payload) == 0 {
+	if len(rows) == 0 {
 		return nil, nil
 	}
 	var ev pipeline.Event
 	var data slacore.ChangedData
-	if err := json.Unmarshal(payload, &ev); err != nil || json.Unmarshal(ev.Data, &data) != nil {
+	if err := json.Unmarshal(rows[0].Payload, &ev); err != nil || json.Unmarshal(ev.Data, &data) != nil {
 		h.log.WarnContext(ctx, "sla: undecodable sla_changed event", "event_id", eventID, "err", err)
 		return nil, nil
 	}
@@ -291,7 +300,7 @@ func (h *Handler) enqueue(ctx context.Context, tm slacore.Timer) (bool, error) {
 	// No retention: once a timer has run its id is free again, so a clock
 	// paused and resumed without moving its due time gets the timer anew.
 	_, err = h.client.EnqueueContext(ctx, asynq.NewTask(pipeline.TaskSLA, b),
-		asynq.Queue(pipeline.QueueSLA), asynq.TaskID(id), asynq.ProcessAt(tm.At),
+		asynq.Queue(pipeline.QueueSLA), asynq.TaskID(id), asynq.ProcessAt(tm.At.Add(-TimerLead)),
 		asynq.MaxRetry(h.cfg.MaxRetry), asynq.Timeout(h.cfg.MaxWait+30*time.Second))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return false, nil
@@ -307,13 +316,20 @@ func (h *Handler) enqueue(ctx context.Context, tm slacore.Timer) (bool, error) {
 // records it if it holds. A timer that starts before its instant (asynq
 // keeps times to the second) waits for it, up to MaxWait.
 func (h *Handler) Fire(ctx context.Context, tm slacore.Timer) error {
+	// Wait for the instant the timer was made for before touching the
+	// database: timers due in one second all start at its beginning.
+	if d := tm.At.Sub(h.cfg.Now()); d > 0 && d <= h.cfg.MaxWait {
+		if err := sleep(ctx, d); err != nil {
+			return err
+		}
+	}
 	for {
 		var v slacore.Verdict
 		var fired *slacore.Fired
 		err := h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			now := h.cfg.Now()
 			var err error
-			if v, err = slacore.Check(ctx, tx, tm, now); err != nil || !v.Fire {
+			if v, err = slacore.Check(ctx, tx, tm, now, h.cache); err != nil || !v.Fire {
 				return err
 			}
 			fired, err = slacore.Fire(ctx, tx, v, tm, now)
@@ -326,16 +342,27 @@ func (h *Handler) Fire(ctx context.Context, tm slacore.Timer) error {
 			if v.Wait > h.cfg.MaxWait {
 				return fmt.Errorf("sla: timer %s ran %s early", tm.TaskID(), v.Wait)
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(v.Wait):
+			if err := sleep(ctx, v.Wait); err != nil {
+				return err
 			}
 			continue
 		}
 		if fired != nil {
 			h.recordFired(ctx, tm, fired)
 		}
+		return nil
+	}
+}
+
+// sleep waits d, or until ctx ends (a worker shutting down hands the
+// timer back to the queue).
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
 		return nil
 	}
 }
@@ -374,5 +401,31 @@ func (h *Handler) Reconcile(ctx context.Context) (int, error) {
 			return total, nil
 		}
 		after = keys[len(keys)-1].ID
+	}
+}
+
+// RunReconciler runs Reconcile at start and then every interval until ctx
+// ends (then it returns nil): a worker process serving the sla queue runs
+// it beside the queue, so timers lost with Redis data come back. A failed
+// pass is logged and tried again at the next interval.
+func RunReconciler(ctx context.Context, db *gorm.DB, redis asynq.RedisConnOpt, log *slog.Logger, interval time.Duration) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := New(db, Config{Redis: redis, Logger: log})
+	defer h.Close()
+	for {
+		n, err := h.Reconcile(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			log.Warn("sla: reconcile failed; will retry", "err", err, "scheduled", n)
+		case n > 0:
+			log.Info("sla: reconcile re-created timers", "scheduled", n)
+		}
+		if err := sleep(ctx, interval); err != nil {
+			return nil
+		}
 	}
 }

@@ -18,7 +18,7 @@ const priorityColor: Record<Priority, string> = { low: 'gray', medium: 'blue', h
 export function StatusBadge({ status }: { status: TicketStatus }) {
   const { t } = useTranslation();
   return (
-    <Badge color={statusColor[status]} variant="light" data-status={status}>
+    <Badge color={statusColor[status]} variant="light" data-status={status} style={{ flexShrink: 0 }}>
       {t(`status.${status}`)}
     </Badge>
   );
@@ -27,7 +27,7 @@ export function StatusBadge({ status }: { status: TicketStatus }) {
 export function PriorityBadge({ priority }: { priority: Priority }) {
   const { t } = useTranslation();
   return (
-    <Badge color={priorityColor[priority]} variant="outline" data-priority={priority}>
+    <Badge color={priorityColor[priority]} variant="outline" data-priority={priority} style={{ flexShrink: 0 }}>
       {t(`priority.${priority}`)}
     </Badge>
   );

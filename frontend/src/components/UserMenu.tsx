@@ -1,4 +1,4 @@
-import { Avatar, Badge, Group, Menu, Text, Tooltip, UnstyledButton } from '@mantine/core';
+import { Avatar, Badge, Group, Menu, Text, Tooltip, UnstyledButton, VisuallyHidden } from '@mantine/core';
 import { useQueryClient } from '@tanstack/react-query';
 import { useNavigate } from '@tanstack/react-router';
 import { useTranslation } from 'react-i18next';
@@ -21,14 +21,16 @@ export function UserMenu() {
   const { session } = useServices();
   const qc = useQueryClient();
   const navigate = useNavigate();
-  const initials = (user.name || user.email).split(/\s+/).map((p) => p[0]).join('').slice(0, 2).toUpperCase();
+  const display = user.name || user.email;
+  const initials = display.split(/\s+/).map((p) => p[0]).join('').slice(0, 2).toUpperCase();
   return (
     <Menu position="bottom-end" width={220}>
       <Menu.Target>
-        <UnstyledButton aria-label={t('user.menu')} data-testid="user-menu">
+        <UnstyledButton data-testid="user-menu" title={t('user.menu')}>
           <Group gap="xs" wrap="nowrap">
-            <Avatar color="gold" radius="xl" size="sm">{initials}</Avatar>
-            <Text size="sm" visibleFrom="sm">{user.name || user.email}</Text>
+            <Avatar color="gold" radius="xl" size="sm" aria-hidden>{initials}</Avatar>
+            <Text size="sm" visibleFrom="sm">{display}</Text>
+            <VisuallyHidden hiddenFrom="sm">{display}</VisuallyHidden>
           </Group>
         </UnstyledButton>
       </Menu.Target>

@@ -28,7 +28,7 @@ export interface TicketQuery {
 
 /** usePollWhileOffline polls when the live stream is down, so views still refresh. */
 function usePollWhileOffline() {
-  return useLiveStatus() === 'live' ? false : 15_000;
+  return useLiveStatus() === 'live' ? false : 5_000;
 }
 
 export function useTickets(q: TicketQuery, opts: { onData?: () => void } = {}) {
@@ -67,7 +67,7 @@ export function useTicket(id: string) {
     queryKey: keys.ticket(id),
     queryFn: ({ signal }) => unwrap(api.GET('/api/v1/tickets/{ticketID}', { signal, params: { path: { ticketID: id } } })),
     refetchInterval: poll,
-    retry: (n, err) => (err instanceof ApiError && err.status === 404 ? n < 6 : !(err instanceof ApiError && err.status < 500) && n < 2),
+    retry: (n, err) => (err instanceof ApiError && err.status === 404 ? n < 3 : !(err instanceof ApiError && err.status < 500) && n < 2),
     retryDelay: (n) => Math.min(500 * 2 ** n, 4000),
   });
 }

@@ -45,5 +45,5 @@ export function formatBytes(n: number, lng: string): string {
     n /= 1024;
     i++;
   }
-  return new Intl.NumberFormat(lng, { style: 'unit', unit: units[i], unitDisplay: 'short', maximumFractionDigits: 1 }).format(n);
+  return new Intl.NumberFormat(lng, { style: 'unit', unit: units[i], unitDisplay: 'narrow', maximumFractionDigits: 1 }).format(n);
 }

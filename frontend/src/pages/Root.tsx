@@ -4,12 +4,13 @@ import { Outlet, useNavigate, useRouterState } from '@tanstack/react-router';
 import { useEffect, useRef } from 'react';
 import { useTranslation } from 'react-i18next';
 import { IconAlert } from '../components/Icons';
+import { warmIntl } from '../components/Time';
 import { useSession } from '../lib/services';
 import { useLiveSync } from '../lib/useLiveSync';
 
 /** Root wraps every page: live sync while signed in, offline notice, session expiry. */
 export function Root() {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
   const session = useSession();
   const navigate = useNavigate();
   const network = useNetwork();
@@ -24,7 +25,8 @@ export function Root() {
     if (marked.current || status !== 'idle') return;
     marked.current = true;
     requestAnimationFrame(() => performance.mark('atum:interactive'));
-  }, [status]);
+    warmIntl(i18n.language);
+  }, [status, i18n]);
 
   const expired = session.status === 'anonymous' && session.expired;
   useEffect(() => {

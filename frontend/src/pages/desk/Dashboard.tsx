@@ -14,7 +14,7 @@ const OPEN = ['new', 'accepted', 'assigned', 'in_progress', 'waiting_customer'] 
 
 function Stat({ label, value, search, testId }: { label: string; value: string; search: TicketListSearch; testId: string }) {
   return (
-    <Link search={search} style={{ textDecoration: 'none', color: 'inherit' }}>
+    <Link to="/desk/tickets" search={search} style={{ textDecoration: 'none', color: 'inherit' }}>
       <Paper p="lg" className="atum-panel" data-testid={testId}>
         <Text size="xs" c="dimmed" tt="uppercase" fw={600}>{label}</Text>
         <Text fz={34} fw={700} ff="heading" c="gold.4">{value}</Text>

@@ -55,7 +55,7 @@ function DeskShell({ role }: { role: string }) {
         <Stack gap={4}>
           {nav.map((n) => (
             <NavLink key={n.to} component={Link} to={n.to} label={n.label} leftSection={n.icon} active={n.active}
-              onClick={close} variant="light" />
+              activeOptions={{ exact: true }} activeProps={{ 'data-status': undefined }} onClick={close} variant="light" />
           ))}
         </Stack>
         <Text size="xs" c="dimmed" mt="auto" p="xs">

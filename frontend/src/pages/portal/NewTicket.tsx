@@ -68,8 +68,10 @@ export function NewTicket() {
               description={t('newTicket.descriptionHint')} />
             <Stack gap={4}>
               <Text size="sm" fw={500} id="priority-label">{t('ticket.priority')}</Text>
-              <SegmentedControl value={priority} onChange={(v) => setPriority(v as Priority)} aria-labelledby="priority-label"
-                data={PRIORITIES.map((p) => ({ value: p, label: t(`priority.${p}`) }))} />
+              <div role="radiogroup" aria-labelledby="priority-label">
+                <SegmentedControl value={priority} onChange={(v) => setPriority(v as Priority)} fullWidth
+                  data={PRIORITIES.map((p) => ({ value: p, label: t(`priority.${p}`) }))} />
+              </div>
               {fieldErrors.priority && <Text size="xs" c="red.4">{fieldErrors.priority}</Text>}
             </Stack>
             <Stack gap={4}>

@@ -26,7 +26,7 @@ export function PortalLayout() {
         </Container>
       </AppShell.Header>
       <AppShell.Main>
-        <Container size="lg" component="main" px={0}>
+        <Container size="lg" px={0}>
           <Outlet />
         </Container>
       </AppShell.Main>

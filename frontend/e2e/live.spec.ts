@@ -1,0 +1,44 @@
+// The seed's Test 2: two browser contexts on the same ticket; a comment
+// written in one appears in the other within 2 s, without a reload.
+import { expect, test } from '@playwright/test';
+import { apiCreateTicket, apiLogin, recordBudget, signIn, unique, USERS } from './helpers';
+
+test('Test 2: a comment appears in the other browser within 2 s', async ({ browser, request }) => {
+  const token = await apiLogin(request, USERS.customer);
+  const tk = await apiCreateTicket(request, token, unique('Live update check'));
+
+  const customer = await signIn(browser, USERS.customer);
+  const agent = await signIn(browser, USERS.agent);
+  await customer.page.goto(`/portal/tickets/${tk.id}`);
+  await agent.page.goto(`/desk/tickets/${tk.id}`);
+  for (const p of [customer.page, agent.page]) {
+    await expect(p.getByTestId('live-indicator')).toHaveAttribute('data-live', 'live');
+  }
+  const navigations: string[] = [];
+  agent.page.on('framenavigated', (f) => f === agent.page.mainFrame() && navigations.push(f.url()));
+
+  // Customer → agent: the agent's draft survives and the indicator shows.
+  await agent.page.keyboard.press('r');
+  await agent.page.getByLabel('Reply', { exact: true }).fill('Half-written answer');
+  const text1 = `Customer says hello ${Date.now()}`;
+  await customer.page.getByLabel('Reply', { exact: true }).fill(text1);
+  const t0 = Date.now();
+  await customer.page.getByRole('button', { name: 'Send reply' }).click();
+  await expect(agent.page.getByTestId('comment').filter({ hasText: text1 })).toBeVisible({ timeout: 2_000 });
+  const customerToAgent = Date.now() - t0;
+  await expect(agent.page.getByTestId('new-reply')).toBeVisible();
+  await expect(agent.page.getByLabel('Reply', { exact: true })).toHaveValue('Half-written answer');
+
+  // Agent → customer.
+  await agent.page.getByLabel('Reply', { exact: true }).fill(`Agent answers ${Date.now()}`);
+  const text2 = await agent.page.getByLabel('Reply', { exact: true }).inputValue();
+  const t1 = Date.now();
+  await agent.page.getByRole('button', { name: 'Send reply' }).click();
+  await expect(customer.page.getByTestId('comment').filter({ hasText: text2 })).toBeVisible({ timeout: 2_000 });
+  const agentToCustomer = Date.now() - t1;
+
+  expect(navigations, 'no reload').toEqual([]);
+  recordBudget('live comment latency ms (click to visible in the other browser)', { customerToAgent, agentToCustomer, limit: 2000 });
+  await customer.context.close();
+  await agent.context.close();
+});

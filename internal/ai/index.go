@@ -1,0 +1,319 @@
+package ai
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/atumdesk/atumdesk/internal/ai/vecindex"
+	"github.com/atumdesk/atumdesk/pipeline"
+)
+
+// Float4Array writes a vector to a real[] column (text form; the binary
+// form is only used for bulk reads, see loadPartition).
+type Float4Array []float32
+
+// Value implements driver.Valuer.
+func (a Float4Array) Value() (driver.Value, error) {
+	if a == nil {
+		return nil, nil
+	}
+	var b strings.Builder
+	b.Grow(len(a) * 12)
+	b.WriteByte('{')
+	for i, x := range a {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatFloat(float64(x), 'g', -1, 32))
+	}
+	b.WriteByte('}')
+	return b.String(), nil
+}
+
+// GormDataType tells gorm the column type.
+func (Float4Array) GormDataType() string { return "real[]" }
+
+// Scan implements sql.Scanner for the text form of real[].
+func (a *Float4Array) Scan(src any) error {
+	var s string
+	switch v := src.(type) {
+	case nil:
+		*a = nil
+		return nil
+	case string:
+		s = v
+	case []byte:
+		s = string(v)
+	default:
+		return fmt.Errorf("ai: scan real[] from %T", src)
+	}
+	s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(s), "{"), "}")
+	if s == "" {
+		*a = Float4Array{}
+		return nil
+	}
+	parts := strings.Split(s, ",")
+	out := make(Float4Array, len(parts))
+	for i, p := range parts {
+		f, err := strconv.ParseFloat(strings.TrimSpace(p), 32)
+		if err != nil {
+			return fmt.Errorf("ai: scan real[]: %w", err)
+		}
+		out[i] = float32(f)
+	}
+	*a = out
+	return nil
+}
+
+// partState tracks whether a partition has been loaded from PostgreSQL.
+// Its mutex serialises the load with updates, so an update that arrives
+// during the load is applied after it, never lost under it.
+type partState struct {
+	mu     sync.Mutex
+	loaded bool
+}
+
+func (s *Service) partState(key vecindex.Key) *partState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.parts[key]
+	if ps == nil {
+		ps = &partState{}
+		s.parts[key] = ps
+	}
+	return ps
+}
+
+// ensureLoaded loads the partition from PostgreSQL once per process.
+func (s *Service) ensureLoaded(ctx context.Context, key vecindex.Key) error {
+	ps := s.partState(key)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.loaded {
+		return nil
+	}
+	start := time.Now()
+	n, err := s.loadPartition(ctx, key)
+	if err != nil {
+		return err
+	}
+	ps.loaded = true
+	s.log.InfoContext(ctx, "ai: similar-ticket index loaded", "org_id", key.Org, "model", key.Model, "vectors", n,
+		"seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// loadPartition streams the partition's vectors in pgx's binary format
+// (a million real[] rows parse in seconds rather than minutes of text).
+func (s *Service) loadPartition(ctx context.Context, key vecindex.Key) (int, error) {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return 0, fmt.Errorf("ai: load index: %w", err)
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("ai: load index: %w", err)
+	}
+	defer conn.Close()
+	n := 0
+	err = conn.Raw(func(dc any) error {
+		sc, ok := dc.(*stdlib.Conn)
+		if !ok {
+			return fmt.Errorf("ai: load index: driver connection is %T, not pgx", dc)
+		}
+		rows, err := sc.Conn().Query(ctx, `SELECT id, embedding FROM tickets
+			WHERE org_id = $1 AND embedding_model = $2 AND embedding IS NOT NULL`, key.Org, key.Model)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var id uuid.UUID
+		var vec []float32
+		for rows.Next() {
+			if err := rows.Scan(&id, &vec); err != nil {
+				return err
+			}
+			s.index.Upsert(key, id, vec)
+			n++
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("ai: load index %s/%s: %w", key.Org, key.Model, err)
+	}
+	return n, nil
+}
+
+// LoadIndex loads every (organisation, model) partition that has vectors;
+// call it at start so the first similar-ticket query is fast (partitions
+// not loaded are loaded on first use anyway).
+func (s *Service) LoadIndex(ctx context.Context) error {
+	var keys []struct {
+		OrgID          uuid.UUID
+		EmbeddingModel string
+	}
+	if err := s.db.WithContext(ctx).Raw(`SELECT DISTINCT org_id, embedding_model FROM tickets
+		WHERE embedding_model IS NOT NULL`).Scan(&keys).Error; err != nil {
+		return fmt.Errorf("ai: index partitions: %w", err)
+	}
+	for _, k := range keys {
+		if err := s.ensureLoaded(ctx, vecindex.Key{Org: k.OrgID, Model: k.EmbeddingModel}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// IndexTicket puts a ticket's vector into this process's index (when its
+// partition is loaded; otherwise the load reads it from PostgreSQL).
+func (s *Service) IndexTicket(_ context.Context, orgID, ticketID uuid.UUID, model string, vec []float32) {
+	key := vecindex.Key{Org: orgID, Model: model}
+	ps := s.partState(key)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.loaded {
+		s.index.Upsert(key, ticketID, vec)
+	}
+}
+
+// indexFromDB re-reads one ticket's stored vector into the index.
+func (s *Service) indexFromDB(ctx context.Context, orgID, ticketID uuid.UUID) error {
+	var row struct {
+		EmbeddingModel *string
+		Embedding      Float4Array
+	}
+	err := s.db.WithContext(ctx).Raw(`SELECT embedding_model, embedding FROM tickets WHERE org_id = ? AND id = ?`,
+		orgID, ticketID).Scan(&row).Error
+	if err != nil {
+		return fmt.Errorf("ai: read vector of %s: %w", ticketID, err)
+	}
+	if row.EmbeddingModel == nil || len(row.Embedding) == 0 {
+		return nil
+	}
+	s.IndexTicket(ctx, orgID, ticketID, *row.EmbeddingModel, row.Embedding)
+	return nil
+}
+
+// SyncConfig configures RunIndexSync.
+type SyncConfig struct {
+	Brokers []string
+	Topic   string // default pipeline.TopicEvents
+	// Since: events from this long before the start are re-read, so a
+	// vector stored while the process was starting is not missed (default 1 min).
+	Since time.Duration
+}
+
+// RunIndexSync keeps this process's index in step with the embed stages
+// of every process: it reads the events topic (every partition, no
+// consumer group, nothing committed: every replica sees every event) and
+// re-reads the vector of each ticket.embedded event. It returns when ctx
+// ends.
+func (s *Service) RunIndexSync(ctx context.Context, cfg SyncConfig) error {
+	if len(cfg.Brokers) == 0 {
+		return errors.New("ai: index sync: no Kafka brokers")
+	}
+	if cfg.Topic == "" {
+		cfg.Topic = pipeline.TopicEvents
+	}
+	if cfg.Since <= 0 {
+		cfg.Since = time.Minute
+	}
+	since := time.Now().Add(-cfg.Since)
+	dialer := &kafka.Dialer{Timeout: 10 * time.Second, ClientID: "atumdesk-ai-index"}
+	var parts []kafka.Partition
+	for attempt := 1; ; attempt++ {
+		var err error
+		if parts, err = kafka.LookupPartitions(ctx, "tcp", cfg.Brokers[0], cfg.Topic); err == nil && len(parts) > 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.log.Warn("ai: index sync: reading the events topic's partitions failed; retrying", "err", err, "attempt", attempt)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(min(time.Duration(attempt)*time.Second, 10*time.Second)):
+		}
+	}
+	var wg sync.WaitGroup
+	for _, p := range parts {
+		wg.Go(func() { s.tailPartition(ctx, cfg, dialer, p.ID, since) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (s *Service) tailPartition(ctx context.Context, cfg SyncConfig, dialer *kafka.Dialer, part int, since time.Time) {
+	log := s.log.With("component", "ai-index-sync", "partition", part)
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: cfg.Topic, Partition: part, Dialer: dialer,
+		MinBytes: 1, MaxBytes: 10 << 20, MaxWait: 500 * time.Millisecond})
+	defer r.Close()
+	if err := r.SetOffsetAt(ctx, since); err != nil {
+		log.Warn("ai: index sync: cannot seek; reading from the end", "err", err)
+		_ = r.SetOffset(kafka.LastOffset)
+	}
+	for attempt := 0; ; {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			attempt++
+			log.Warn("ai: index sync: kafka read failed", "err", err, "attempt", attempt)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(min(time.Duration(attempt)*100*time.Millisecond, 5*time.Second)):
+			}
+			continue
+		}
+		attempt = 0
+		s.applyEvent(ctx, log, m.Value)
+	}
+}
+
+func (s *Service) applyEvent(ctx context.Context, log *slog.Logger, value []byte) {
+	var ev pipeline.Event
+	if err := json.Unmarshal(value, &ev); err != nil || ev.Type != EventEmbedded {
+		return
+	}
+	var data struct {
+		Model string `json:"embedding_model"`
+	}
+	_ = json.Unmarshal(ev.Data, &data)
+	ps := s.partState(vecindex.Key{Org: ev.OrgID, Model: data.Model})
+	ps.mu.Lock()
+	loaded := ps.loaded
+	ps.mu.Unlock()
+	if !loaded {
+		return
+	}
+	for attempt := 1; attempt <= 3; attempt++ {
+		err := s.indexFromDB(ctx, ev.OrgID, ev.TicketID)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn("ai: index sync: re-reading a vector failed", "ticket_id", ev.TicketID, "err", err, "attempt", attempt)
+		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+	}
+}
+
+var _ sql.Scanner = (*Float4Array)(nil)
+
+// ErrNoVector is returned for a ticket that has no vector and whose text
+// cannot be embedded now.
+var ErrNoVector = errors.New("ai: ticket has no vector")
