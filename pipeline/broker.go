@@ -35,6 +35,13 @@ type BrokerConfig struct {
 	// Logger receives the broker's own log lines (nil: discarded). kfake's
 	// per-request "info" lines are logged at slog.LevelDebug.
 	Logger *slog.Logger
+	// Fsync makes every produced batch and offset commit durable on disk
+	// before it is acknowledged (kfake.SyncWrites). Without it writes go
+	// to the OS page cache at once and are flushed on segment roll and
+	// shutdown — Kafka's own default (log.flush.interval.messages=MAX):
+	// a killed process loses nothing, a power cut may lose the last
+	// seconds.
+	Fsync bool
 }
 
 // Broker is the embedded single-node Kafka-protocol broker (kfake) with
@@ -53,10 +60,10 @@ type Broker struct {
 // timeout, also when it died while its JoinGroup was parked (see
 // holdEOFConn).
 //
-// Durability: every produced batch and every offset commit is fsynced before
-// it is acknowledged (kfake.SyncWrites), so acknowledged data survives a crash
-// of the process, not only a clean Close. There is one broker (RF 1): it does
-// not survive the loss of the disk.
+// Durability: acknowledged writes are in the data directory (page cache)
+// before the producer hears back, so they survive a crash of the process;
+// with Fsync they also survive a crash of the machine. There is one broker
+// (RF 1): it does not survive the loss of the disk.
 func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -103,13 +110,15 @@ func StartBroker(ctx context.Context, cfg BrokerConfig) (*Broker, error) {
 			return holdEOFListener{ln}, nil
 		}),
 		kfake.DataDir(cfg.DataDir),
-		kfake.SyncWrites(),
 		kfake.ClusterID("atumdesk-embedded"),
 		// No kfake.AllowAutoTopicCreation: topics are declared by
 		// EnsureTopics, and a misspelt topic must fail loudly.
 	}
 	if cfg.Logger != nil {
 		opts = append(opts, kfake.WithLogger(slogKfake{cfg.Logger}))
+	}
+	if cfg.Fsync {
+		opts = append(opts, kfake.SyncWrites())
 	}
 	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {

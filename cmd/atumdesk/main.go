@@ -16,6 +16,7 @@ import (
 
 	_ "time/tzdata" // business hours need zone data even on minimal images
 
+	"github.com/atumdesk/atumdesk/internal/ai"
 	"github.com/atumdesk/atumdesk/internal/config"
 )
 
@@ -31,6 +32,7 @@ Usage:
   atumdesk seed --demo [--password P]  create the demo organisations and users (idempotent)
 
   atumdesk mail parse FILE.eml      print, as JSON, what ingest makes of a raw message
+  atumdesk ai-eval -train FILE.csv  evaluate the built-in classifier (accuracy, calibration)
   atumdesk loadtest -password P [-rate 500 -duration 20s]  measure intake throughput and latency
 
 Configuration is read from ATUMDESK_* environment variables (see README).
@@ -70,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runMigrate(ctx, cfg, rest, stdout)
 	case "mail":
 		err = runMail(rest, stdout)
+	case "ai-eval":
+		err = ai.EvalCommand(rest, stdout)
 	case "loadtest":
 		err = runLoadtest(ctx, cfg, rest, stdout)
 	case "seed":

@@ -19,6 +19,7 @@ import (
 	"github.com/atumdesk/atumdesk/httpapi"
 	"github.com/atumdesk/atumdesk/ingest"
 	"github.com/atumdesk/atumdesk/ingest/imap"
+	"github.com/atumdesk/atumdesk/internal/ai"
 	"github.com/atumdesk/atumdesk/internal/auth"
 	"github.com/atumdesk/atumdesk/internal/config"
 	"github.com/atumdesk/atumdesk/internal/database"
@@ -46,6 +47,7 @@ type env struct {
 	brokers      []string
 	broker       *pipeline.Broker // the embedded broker, when this process runs it
 	kafkaMetrics *pipeline.Metrics
+	aiSvc        *ai.Service // one per process, shared by the API and the workers
 	closers      []func()
 }
 
@@ -77,7 +79,8 @@ func openEnv(ctx context.Context, cfg *config.Config, log *slog.Logger, embedKaf
 			e.close()
 			return nil, errors.New("ATUMDESK_KAFKA_BROKERS is empty: only `atumdesk all` runs the embedded broker; point this role at it (e.g. 127.0.0.1:19092)")
 		}
-		e.broker, err = pipeline.StartBroker(ctx, pipeline.BrokerConfig{DataDir: cfg.KafkaDataDir, Addr: cfg.KafkaEmbedAddr, Logger: log})
+		e.broker, err = pipeline.StartBroker(ctx, pipeline.BrokerConfig{DataDir: cfg.KafkaDataDir, Addr: cfg.KafkaEmbedAddr, Logger: log,
+			Fsync: cfg.KafkaEmbedFsync})
 		if err != nil {
 			e.close()
 			return nil, fmt.Errorf("embedded kafka: %w", err)
@@ -185,7 +188,12 @@ func (e *env) addAPI(ctx context.Context, g *lifecycle.Group, producer *pipeline
 	if err != nil {
 		return err
 	}
+	aiSvc, err := e.ai()
+	if err != nil {
+		return err
+	}
 	srv := httpapi.New(httpapi.Deps{
+		AI:      aiSvc,
 		Stream:  hub,
 		Secrets: secrets,
 		Config: httpapi.Config{CookieSecure: e.cfg.CookieSecure, TrustedProxies: e.cfg.TrustedProxyPrefixes,
@@ -208,6 +216,14 @@ func (e *env) addAPI(ctx context.Context, g *lifecycle.Group, producer *pipeline
 	}
 	hs.RegisterOnShutdown(hub.Shutdown) // open streams end, so Shutdown need not wait them out
 	g.Add("sse", hub.Run)
+	// Similar-ticket search answers from an in-memory index: loaded from
+	// PostgreSQL, then kept current from the embed stage's events.
+	g.Add("ai-index", func(ctx context.Context) error {
+		if err := aiSvc.LoadIndex(ctx); err != nil {
+			e.log.Warn("ai: index load failed; it fills from events", "err", err)
+		}
+		return aiSvc.RunIndexSync(ctx, ai.SyncConfig{Brokers: e.brokers})
+	})
 	g.Add("http", func(ctx context.Context) error { return serveHTTP(ctx, hs, e.cfg.ShutdownTimeout, e.log) })
 	return nil
 }
@@ -391,6 +407,19 @@ func (e *env) addPipeline(g *lifecycle.Group, producer *pipeline.Producer) error
 	return nil
 }
 
+// ai returns the process's AI service (providers, classifiers, vector
+// index), built once.
+func (e *env) ai() (*ai.Service, error) {
+	if e.aiSvc == nil {
+		svc, err := ai.NewFromConfig(e.cfg, e.db, e.rdb, e.log, e.metrics.Reg)
+		if err != nil {
+			return nil, err
+		}
+		e.aiSvc = svc
+	}
+	return e.aiSvc, nil
+}
+
 // secrets is the sealing key for stored secrets (mailbox passwords); nil
 // when ATUMDESK_SECRET_KEY is unset.
 func (e *env) secrets() (*secretbox.Box, error) {
@@ -451,10 +480,14 @@ func (e *env) addWorkers(g *lifecycle.Group, queues map[string]int) error {
 	if err != nil {
 		return err
 	}
+	aiSvc, err := e.ai()
+	if err != nil {
+		return err
+	}
 	g.Add("workers", func(ctx context.Context) error {
 		return workers.Run(ctx, workers.Config{Redis: redisOpt, Queues: queues, Logger: e.log, Registerer: e.metrics.Reg,
 			PollInterval: e.cfg.WorkerPollInterval,
-			Deps:         workers.Deps{DB: e.db, Logger: e.log, DedupWindow: e.cfg.DedupWindow}})
+			Deps:         workers.Deps{AI: aiSvc, DB: e.db, Logger: e.log, DedupWindow: e.cfg.DedupWindow}})
 	})
 	if _, ok := queues[pipeline.QueueSLA]; ok {
 		// Re-creates SLA timers Redis may have lost; idempotent.

@@ -61,3 +61,21 @@ test('signing out ends the session', async ({ browser }) => {
   await expect(page).toHaveURL(/\/login/);
   await context.close();
 });
+
+test('administration is for admins only', async ({ browser }) => {
+  const manager = await signIn(browser, USERS.manager);
+  await expect(manager.page.getByRole('link', { name: 'Administration' })).toHaveCount(0);
+  await manager.page.goto('/desk/admin');
+  await expect(manager.page.getByTestId('forbidden')).toBeVisible();
+  await manager.context.close();
+
+  const admin = await signIn(browser, USERS.admin);
+  await admin.page.getByRole('link', { name: 'Administration' }).click();
+  await expect(admin.page.getByTestId('users')).toContainText('customer_user@acme.test');
+  await axe(admin.page, 'admin users');
+  await admin.page.getByRole('tab', { name: 'Pipeline tasks' }).click();
+  await expect(admin.page.getByTestId('empty-state').or(admin.page.getByTestId('archived-tasks'))).toBeVisible();
+  await screenshot(admin.page, 'desk-admin');
+  await axe(admin.page, 'admin tasks');
+  await admin.context.close();
+});

@@ -1,6 +1,6 @@
 // The seed's Test 2: two browser contexts on the same ticket; a comment
 // written in one appears in the other within 2 s, without a reload.
-import { expect, test } from '@playwright/test';
+import { expect, test, type Page } from '@playwright/test';
 import { apiCreateTicket, apiLogin, recordBudget, signIn, unique, USERS } from './helpers';
 
 test('Test 2: a comment appears in the other browser within 2 s', async ({ browser, request }) => {
@@ -24,8 +24,9 @@ test('Test 2: a comment appears in the other browser within 2 s', async ({ brows
   await customer.page.getByLabel('Reply', { exact: true }).fill(text1);
   const t0 = Date.now();
   await customer.page.getByRole('button', { name: 'Send reply' }).click();
-  await expect(agent.page.getByTestId('comment').filter({ hasText: text1 })).toBeVisible({ timeout: 2_000 });
+  await appears(agent.page, text1);
   const customerToAgent = Date.now() - t0;
+  await expect(agent.page.getByTestId('comment').filter({ hasText: text1 })).toBeVisible();
   await expect(agent.page.getByTestId('new-reply')).toBeVisible();
   await expect(agent.page.getByLabel('Reply', { exact: true })).toHaveValue('Half-written answer');
 
@@ -34,11 +35,19 @@ test('Test 2: a comment appears in the other browser within 2 s', async ({ brows
   const text2 = await agent.page.getByLabel('Reply', { exact: true }).inputValue();
   const t1 = Date.now();
   await agent.page.getByRole('button', { name: 'Send reply' }).click();
-  await expect(customer.page.getByTestId('comment').filter({ hasText: text2 })).toBeVisible({ timeout: 2_000 });
+  await appears(customer.page, text2);
   const agentToCustomer = Date.now() - t1;
+  await expect(customer.page.getByTestId('comment').filter({ hasText: text2 })).toBeVisible();
 
   expect(navigations, 'no reload').toEqual([]);
   recordBudget('live comment latency ms (click to visible in the other browser)', { customerToAgent, agentToCustomer, limit: 2000 });
   await customer.context.close();
   await agent.context.close();
 });
+
+/** appears waits (checking every frame, at most 2 s) until a comment with text is in the thread. */
+async function appears(page: Page, text: string) {
+  await page.waitForFunction(
+    (t) => [...document.querySelectorAll('[data-testid="comment"]')].some((el) => el.textContent?.includes(t)),
+    text, { polling: 'raf', timeout: 2_000 });
+}

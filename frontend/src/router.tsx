@@ -83,6 +83,12 @@ const deskInboxRoute = createRoute({
   component: lazyRouteComponent(() => import('./pages/desk/Inbox'), 'Inbox'),
 });
 
+const deskAdminRoute = createRoute({
+  getParentRoute: () => deskRoute,
+  path: 'admin',
+  component: lazyRouteComponent(() => import('./pages/desk/Admin'), 'Admin'),
+});
+
 export type Queue = 'all' | 'new' | 'mine' | 'unassigned';
 export interface TicketListSearch {
   queue?: Queue;
@@ -127,7 +133,7 @@ export const routeTree = rootRoute.addChildren([
   landingRoute,
   loginRoute,
   portalRoute.addChildren([portalIndexRoute, portalNewRoute, portalTicketRoute]),
-  deskRoute.addChildren([deskIndexRoute, deskInboxRoute, deskTicketsRoute, deskTicketRoute]),
+  deskRoute.addChildren([deskIndexRoute, deskInboxRoute, deskTicketsRoute, deskTicketRoute, deskAdminRoute]),
 ]);
 
 export function createAppRouter(context: RouterContext) {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/csv"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -363,4 +364,22 @@ func RunEval(w io.Writer, trainPath, testPath string) (EvalReport, error) {
 	fmt.Fprintf(w, "similar tickets: precision_at_5=%.4f (vectors alone: %.4f)\n", rep.PrecisionAt5, rep.PlainPrecisionAt5)
 	fmt.Fprintln(w, rep.Summary())
 	return rep, nil
+}
+
+// EvalCommand is `atumdesk ai-eval --train FILE [--test FILE]`: with only
+// --train, stratified 5-fold cross-validation on it; with --test, train on
+// one and score the other.
+func EvalCommand(args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("ai-eval", flag.ContinueOnError)
+	fs.SetOutput(w)
+	train := fs.String("train", "", "labelled tickets (CSV: id,subject,body,category,priority,intent)")
+	test := fs.String("test", "", "held-out tickets to score (default: 5-fold cross-validation on --train)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *train == "" || fs.NArg() > 0 {
+		return errors.New("ai-eval: usage: atumdesk ai-eval --train FILE [--test FILE]")
+	}
+	_, err := RunEval(w, *train, *test)
+	return err
 }

@@ -313,7 +313,3 @@ func (s *Service) applyEvent(ctx context.Context, log *slog.Logger, value []byte
 }
 
 var _ sql.Scanner = (*Float4Array)(nil)
-
-// ErrNoVector is returned for a ticket that has no vector and whose text
-// cannot be embedded now.
-var ErrNoVector = errors.New("ai: ticket has no vector")

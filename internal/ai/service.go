@@ -100,7 +100,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, db: cfg.DB, rdb: cfg.Redis, log: cfg.Logger, m: m, index: cfg.Index,
 		orgs: map[uuid.UUID]*orgEntry{}, models: map[uuid.UUID]*modelEntry{}, parts: map[vecindex.Key]*partState{},
-		kb: kbCache{orgs: map[uuid.UUID]*kbEntry{}, byRev: map[string][]float32{}}, now: time.Now}
+		kb: kbCache{orgs: map[uuid.UUID]*kbEntry{}}, now: time.Now}
 	if cfg.Ollama.URL != "" {
 		if s.ollama, err = NewOllama(cfg.Ollama); err != nil {
 			return nil, err
@@ -228,7 +228,9 @@ func (s *Service) Triage(ctx context.Context, t Ticket) (Suggestion, error) {
 	}
 	model, err := s.Model(ctx, t.OrgID)
 	if err != nil {
-		return Suggestion{}, err
+		// Redis away: suggest from urgency cues rather than not at all.
+		s.log.WarnContext(ctx, "ai: organisation model unavailable; triaging without it", "org_id", t.OrgID, "err", err)
+		model = nil
 	}
 	in := TriageInput{Ticket: t, Services: services, Model: model}
 	if model != nil && model.Category != nil {
@@ -260,32 +262,6 @@ func (s *Service) Embed(ctx context.Context, t Ticket) ([]float32, string, error
 		return nil
 	})
 	return vec, model, err
-}
-
-// embedWith embeds text with the provider that made model (so a query is
-// comparable with stored vectors); ok is false when that provider cannot
-// be used now.
-func (s *Service) embedWith(ctx context.Context, model, text string) ([]float32, bool) {
-	if model == BuiltinModel {
-		return EmbedText(text), true
-	}
-	if s.ollama == nil || model != EmbedModelName(s.ollama.cfg.EmbedModel) {
-		return nil, false
-	}
-	var vec []float32
-	err := s.timed(ProviderOllama, "embed", func() error {
-		vecs, _, err := s.ollama.Embed(ctx, []string{text})
-		if err == nil {
-			vec = vecs[0]
-		}
-		return err
-	})
-	if err != nil {
-		s.m.fallbacks.WithLabelValues("embed", ReasonOf(err)).Inc()
-		s.log.WarnContext(ctx, "ai: embedding a query with Ollama failed; using the built-in vectors", "err", err)
-		return nil, false
-	}
-	return vec, true
 }
 
 // WriteDraft writes a reply draft with the organisation's provider.

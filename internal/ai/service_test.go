@@ -18,6 +18,7 @@ import (
 	"github.com/atumdesk/atumdesk/internal/ai/aitest"
 	"github.com/atumdesk/atumdesk/internal/ai/textvec"
 	"github.com/atumdesk/atumdesk/internal/apperr"
+	"github.com/atumdesk/atumdesk/internal/config"
 	"github.com/atumdesk/atumdesk/internal/testenv"
 	"github.com/atumdesk/atumdesk/models"
 )
@@ -287,4 +288,20 @@ func BenchmarkBuiltinTriageAndEmbed(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestNewFromConfig(t *testing.T) {
+	db, _ := testenv.DB(t)
+	cfg, err := config.Load(map[string]string{"ATUMDESK_OLLAMA_URL": "http://127.0.0.1:1", "ATUMDESK_AI_PROVIDER": "ollama"})
+	require.NoError(t, err)
+	svc, err := ai.NewFromConfig(cfg, db, nil, discard, prometheus.NewRegistry())
+	require.NoError(t, err)
+	org := aitest.NewOrg(t, db, "cfg")
+	s, err := svc.Triage(context.Background(), ai.Ticket{OrgID: org.ID, Subject: "hello"})
+	require.NoError(t, err)
+	require.Equal(t, ai.ProviderBuiltin, s.Provider, "the default provider is Ollama, unreachable: fallback")
+	_, err = config.Load(map[string]string{"ATUMDESK_OLLAMA_URL": "ftp://x", "ATUMDESK_AI_PROVIDER": "gpt", "ATUMDESK_OLLAMA_RETRIES": "9"})
+	require.ErrorContains(t, err, "ATUMDESK_OLLAMA_URL")
+	require.ErrorContains(t, err, "ATUMDESK_AI_PROVIDER")
+	require.ErrorContains(t, err, "ATUMDESK_OLLAMA_RETRIES")
 }

@@ -137,7 +137,8 @@ func (s *Service) Similar(ctx context.Context, orgID, ticketID uuid.UUID, k int)
 	}
 	model, err := s.Model(ctx, orgID)
 	if err != nil {
-		return nil, err
+		s.log.WarnContext(ctx, "ai: organisation model unavailable; ranking by similarity alone", "org_id", orgID, "err", err)
+		model = nil
 	}
 	var cm *classify.Model
 	label := func(r *SimilarTicket) string { return "" }
@@ -199,15 +200,15 @@ type KBSuggestion struct {
 	content   string
 }
 
-// kbCache holds an organisation's published articles with their vectors.
+// kbCache holds each organisation's published articles with their vectors.
 type kbCache struct {
-	mu    sync.Mutex
-	orgs  map[uuid.UUID]*kbEntry
-	byRev map[string][]float32 // article id + updated_at → vector
+	mu   sync.Mutex
+	orgs map[uuid.UUID]*kbEntry
 }
 
 type kbEntry struct {
 	articles []kbArticle
+	vecs     map[string][]float32 // article id + updated_at → vector (current revisions only)
 	read     time.Time
 }
 
@@ -237,18 +238,23 @@ func (s *Service) kbArticles(ctx context.Context, orgID uuid.UUID) ([]kbArticle,
 	if err != nil {
 		return nil, fmt.Errorf("ai: kb articles: %w", err)
 	}
-	s.kb.mu.Lock()
-	defer s.kb.mu.Unlock()
+	// Vectors of unchanged articles are kept; those of old revisions go.
+	var old map[string][]float32
+	if e != nil {
+		old = e.vecs
+	}
+	vecs := make(map[string][]float32, len(rows))
 	for i := range rows {
 		rev := rows[i].ID.String() + rows[i].UpdatedAt.Format(time.RFC3339Nano)
-		v, ok := s.kb.byRev[rev]
+		v, ok := old[rev]
 		if !ok {
 			v = EmbedText(rows[i].Title + "\n" + rows[i].Title + "\n" + rows[i].Content)
-			s.kb.byRev[rev] = v
 		}
-		rows[i].vec = v
+		vecs[rev], rows[i].vec = v, v
 	}
-	s.kb.orgs[orgID] = &kbEntry{articles: rows, read: s.now()}
+	s.kb.mu.Lock()
+	s.kb.orgs[orgID] = &kbEntry{articles: rows, vecs: vecs, read: s.now()}
+	s.kb.mu.Unlock()
 	return rows, nil
 }
 

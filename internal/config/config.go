@@ -31,6 +31,7 @@ type Config struct {
 	KafkaBrokers     []string      `env:"KAFKA_BROKERS" envSeparator:","`
 	KafkaEmbedAddr   string        `env:"KAFKA_EMBEDDED_ADDR" envDefault:"127.0.0.1:19092"`
 	KafkaDataDir     string        `env:"KAFKA_DATA_DIR" envDefault:"./data/kafka"`
+	KafkaEmbedFsync  bool          `env:"KAFKA_EMBEDDED_FSYNC" envDefault:"false"`
 	KafkaReplication int           `env:"KAFKA_REPLICATION_FACTOR" envDefault:"1"`
 	LogLevel         string        `env:"LOG_LEVEL" envDefault:"info"`
 	JWTSecret        string        `env:"JWT_SECRET"`

@@ -275,6 +275,55 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/tasks/{queue}/archived": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The organisation's pipeline tasks that failed their last retry, newest failure first (admins). */
+        get: operations["listArchivedTasks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/tasks/{queue}/archived/{taskID}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["retryArchivedTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/tasks/{queue}/archived/{taskID}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete: operations["deleteArchivedTask"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/stream": {
         parameters: {
             query?: never;
@@ -503,6 +552,23 @@ export interface components {
             /** Format: date-time */
             created_at: string;
         };
+        ArchivedTask: {
+            id: string;
+            queue: string;
+            type: string;
+            payload: {
+                /** Format: uuid */
+                event_id?: string;
+                event_type?: string;
+                /** Format: uuid */
+                ticket_id?: string;
+            };
+            last_error: string;
+            /** Format: date-time */
+            last_failed_at?: string | null;
+            retried: number;
+            max_retry: number;
+        };
         Event: {
             /** Format: uuid */
             id: string;
@@ -536,6 +602,7 @@ export interface components {
     };
     parameters: {
         TicketID: string;
+        Queue: "dedup" | "triage" | "embed" | "sla" | "notify";
         Limit: number;
         After: string;
     };
@@ -1093,6 +1160,80 @@ export interface operations {
                 content: {
                     "application/octet-stream": string;
                 };
+            };
+            404: components["responses"]["Problem"];
+        };
+    };
+    listArchivedTasks: {
+        parameters: {
+            query?: {
+                limit?: components["parameters"]["Limit"];
+                after?: string;
+            };
+            header?: never;
+            path: {
+                queue: components["parameters"]["Queue"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of archived tasks. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["ArchivedTask"][];
+                        next_cursor?: string;
+                    };
+                };
+            };
+            404: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+        };
+    };
+    retryArchivedTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queue: components["parameters"]["Queue"];
+                taskID: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Queued again. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: components["responses"]["Problem"];
+        };
+    };
+    deleteArchivedTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                queue: components["parameters"]["Queue"];
+                taskID: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             404: components["responses"]["Problem"];
         };

@@ -38,32 +38,21 @@ export function ErrorState({ error, onRetry }: { error: unknown; onRetry?: () =>
   );
 }
 
-export function ForbiddenPanel() {
+/** Panel is a full-page answer such as 403 or 404, with a way back. */
+function Panel({ icon, code, name, testId }: { icon: React.ReactNode; code: string; name: 'forbidden' | 'notFound'; testId: string }) {
   const { t } = useTranslation();
   return (
-    <Center py={80} data-testid="forbidden">
+    <Center py={80} data-testid={testId}>
       <Stack align="center" gap="sm" maw={460} ta="center">
-        <IconLock size={48} />
-        <Title order={1}>{t('forbidden.code')}</Title>
-        <Title order={2} size="h3">{t('forbidden.title')}</Title>
-        <Text c="dimmed">{t('forbidden.body')}</Text>
+        {icon}
+        <Title order={1}>{code}</Title>
+        <Title order={2} size="h3">{t(`${name}.title`)}</Title>
+        <Text c="dimmed">{t(`${name}.body`)}</Text>
         <Button component={Link} to="/">{t('nav.home')}</Button>
       </Stack>
     </Center>
   );
 }
 
-export function NotFoundPanel() {
-  const { t } = useTranslation();
-  return (
-    <Center py={80} data-testid="not-found">
-      <Stack align="center" gap="sm" maw={460} ta="center">
-        <IconSearch size={48} />
-        <Title order={1}>{t('notFound.code')}</Title>
-        <Title order={2} size="h3">{t('notFound.title')}</Title>
-        <Text c="dimmed">{t('notFound.body')}</Text>
-        <Button component={Link} to="/">{t('nav.home')}</Button>
-      </Stack>
-    </Center>
-  );
-}
+export const ForbiddenPanel = () => <Panel icon={<IconLock size={48} />} code="403" name="forbidden" testId="forbidden" />;
+export const NotFoundPanel = () => <Panel icon={<IconSearch size={48} />} code="404" name="notFound" testId="not-found" />;

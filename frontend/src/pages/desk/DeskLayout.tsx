@@ -2,7 +2,7 @@ import { AppShell, Box, Burger, Group, Kbd, Modal, NavLink, Stack, Table, Text }
 import { useDisclosure, useHotkeys } from '@mantine/hooks';
 import { Link, Outlet, useRouterState } from '@tanstack/react-router';
 import { useTranslation } from 'react-i18next';
-import { IconGauge, IconInbox, IconList } from '../../components/Icons';
+import { IconGauge, IconInbox, IconList, IconLock } from '../../components/Icons';
 import { Wordmark } from '../../components/Logo';
 import { PublicHeader } from '../../components/PublicHeader';
 import { ForbiddenPanel } from '../../components/States';
@@ -36,6 +36,7 @@ function DeskShell({ role }: { role: string }) {
     { to: '/desk', label: t('desk.dashboard'), icon: <IconGauge />, active: path === '/desk' || path === '/desk/' },
     ...(canTriage(role) ? [{ to: '/desk/inbox', label: t('desk.inbox'), icon: <IconInbox />, active: path.startsWith('/desk/inbox') }] : []),
     { to: '/desk/tickets', label: t('desk.tickets'), icon: <IconList />, active: path.startsWith('/desk/tickets') },
+    ...(role === 'admin' ? [{ to: '/desk/admin', label: t('admin.title'), icon: <IconLock />, active: path.startsWith('/desk/admin') }] : []),
   ] as const;
   return (
     <AppShell header={{ height: 60 }} navbar={{ width: 230, breakpoint: 'sm', collapsed: { mobile: !opened } }} padding="lg">
