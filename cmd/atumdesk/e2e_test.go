@@ -221,16 +221,14 @@ func countTickets(t *testing.T, dbURL string) (total, distinctKeys int64) {
 func waitTickets(t *testing.T, dbURL string, want int64, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	var got, keys int64
 	for time.Now().Before(deadline) {
-		got, keys = countTickets(t, dbURL)
-		if got >= want {
+		if got, _ := countTickets(t, dbURL); got >= want {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond) // anything extra would show now
-	got, keys = countTickets(t, dbURL)
+	got, keys := countTickets(t, dbURL)
 	require.EqualValues(t, want, got, "stored tickets")
 	require.EqualValues(t, want, keys, "one ticket per submission")
 }
