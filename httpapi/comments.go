@@ -39,6 +39,8 @@ type createCommentRequest struct {
 	Content     string `json:"content"`
 	ContentHTML string `json:"content_html"`
 	IsInternal  bool   `json:"is_internal"`
+	// IsAIGenerated: the agent used an AI draft (POST /api/v1/ai/suggest-response).
+	IsAIGenerated bool `json:"is_ai_generated"`
 }
 
 func (s *Server) handleListComments(w http.ResponseWriter, r *http.Request) {
@@ -81,8 +83,12 @@ func (s *Server) handleCreateComment(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, apperr.New(apperr.Forbidden, "Only staff write internal notes."))
 		return
 	}
+	if req.IsAIGenerated && !auth.Can(a.Role, auth.AIUse) {
+		s.writeError(w, r, apperr.Fields(map[string]string{"is_ai_generated": "only staff send AI drafts"}))
+		return
+	}
 	c, _, err := s.tickets.AddComment(r.Context(), a, id, tickets.NewComment{
-		Content: req.Content, ContentHTML: req.ContentHTML, IsInternal: req.IsInternal})
+		Content: req.Content, ContentHTML: req.ContentHTML, IsInternal: req.IsInternal, IsAIGenerated: req.IsAIGenerated})
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -137,6 +137,7 @@ func TestTicketWorkflow(t *testing.T) {
 	require.NotContains(t, rv["content_html"], "onclick")
 	require.Contains(t, rv["content_html"], "<b>there</b>")
 	require.Equal(t, true, rv["author_is_staff"])
+	require.Equal(t, false, rv["is_ai_generated"])
 	require.NotNil(t, s.do("GET", ticketPath(id, ""), agent, nil).json(t)["first_responded_at"])
 
 	// the customer sees the public reply only; staff see both
@@ -458,4 +459,19 @@ func TestTicketVisibilityAndList(t *testing.T) {
 	require.Equal(t, "c0", first[0]["content"])
 	r = s.do("GET", ticketPath(mine, "/comments?limit=2&after="+r.json(t)["next_cursor"].(string)), customer, nil)
 	require.Equal(t, "c2", itemsOf(t, r)[0]["content"])
+}
+
+// TestAIGeneratedReplyMarked: a reply an agent sends from an AI draft is
+// marked is_ai_generated; customers cannot set the flag.
+func TestAIGeneratedReplyMarked(t *testing.T) {
+	s := newStack(t)
+	id := s.newTicket(s.orgs["acme"], s.userID("customer_user@acme.test"), "Draft me")
+	agent, customer := s.login("agent@acme.test"), s.login("customer_user@acme.test")
+	drafted := s.do("POST", ticketPath(id, "/comments"), agent, map[string]any{"content": "From the AI draft.", "is_ai_generated": true})
+	require.Equal(t, 201, drafted.status, string(drafted.body))
+	require.Equal(t, true, drafted.json(t)["is_ai_generated"])
+	var marked bool
+	require.NoError(t, s.db.Raw(`SELECT is_ai_generated FROM comments WHERE ticket_id = ?`, id).Row().Scan(&marked))
+	require.True(t, marked)
+	require.Equal(t, 422, s.do("POST", ticketPath(id, "/comments"), customer, map[string]any{"content": "x", "is_ai_generated": true}).status)
 }

@@ -58,6 +58,9 @@ type TicketCreatedData struct {
 	ServiceID   *uuid.UUID `json:"service_id"`
 	RequesterID uuid.UUID  `json:"requester_id"`
 	CreatedAt   time.Time  `json:"created_at"`
+	// PriorityExplicit: the submitter chose the priority (the triage stage
+	// never overrides a human's choice).
+	PriorityExplicit bool `json:"priority_explicit"`
 }
 
 // Persister turns Intake messages from TopicInbound into tickets. Its Handle
@@ -784,7 +787,8 @@ func insertExtras(ctx context.Context, tx *gorm.DB, items []*pending) error {
 			claims = append(claims, claim{ID: a, OrgID: it.in.OrgID, TicketID: it.in.TicketID})
 		}
 		data := TicketCreatedData{ID: it.in.TicketID, Number: it.number, Subject: it.in.Subject, Status: string(models.StatusNew),
-			Priority: it.priority, Channel: it.in.Channel, ServiceID: it.serviceID, RequesterID: it.requesterID, CreatedAt: it.createdAt}
+			Priority: it.priority, Channel: it.in.Channel, ServiceID: it.serviceID, RequesterID: it.requesterID, CreatedAt: it.createdAt,
+			PriorityExplicit: it.in.Priority != ""}
 		// The submitter acted when signed in (web, api); otherwise the
 		// system created the ticket on the requester's behalf.
 		actor := it.in.Requester.UserID

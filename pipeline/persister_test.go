@@ -145,6 +145,8 @@ func TestPersisterBatch(t *testing.T) {
 	}
 	require.EqualValues(t, 0, count(t, db, `SELECT count(*) FROM users WHERE password_hash IS NOT NULL OR role <> 'customer_user'`))
 	require.EqualValues(t, 200, count(t, db, `SELECT count(*) FROM audit_log WHERE action = 'ticket.created' AND entity_id = ticket_id`))
+	// only the submission that chose a priority is recorded as a human's choice (triage never overrides it)
+	require.EqualValues(t, 1, count(t, db, `SELECT count(*) FROM audit_log WHERE action = 'ticket.created' AND (after->>'priority_explicit')::boolean`))
 	require.EqualValues(t, 200, count(t, db, `SELECT count(*) FROM outbox WHERE event_type = ? AND published_at IS NULL`, EventTicketCreated))
 	require.EqualValues(t, 200, count(t, db, `SELECT count(*) FROM idempotency_keys`))
 	require.EqualValues(t, 200, count(t, db, `SELECT count(*) FROM tickets WHERE status = 'new'`))

@@ -26,7 +26,9 @@ type NewComment struct {
 	Content     string
 	ContentHTML string
 	IsInternal  bool
-	Channel     models.Channel // defaults to web
+	// IsAIGenerated marks a reply an agent sent from an AI draft (staff only).
+	IsAIGenerated bool
+	Channel       models.Channel // defaults to web
 }
 
 // Comment is a comment with its author's display name.
@@ -61,7 +63,7 @@ func (s *Service) AddComment(ctx context.Context, a Actor, ticketID uuid.UUID, i
 			return err
 		}
 		cm = models.Comment{ID: models.NewID(), OrgID: c.t.OrgID, TicketID: c.t.ID, AuthorID: &a.UserID,
-			Content: body.Text, ContentHTML: body.HTML, IsInternal: in.IsInternal, Channel: in.Channel}
+			Content: body.Text, ContentHTML: body.HTML, IsInternal: in.IsInternal, IsAIGenerated: in.IsAIGenerated, Channel: in.Channel}
 		if err := c.tx.Create(&cm).Error; err != nil {
 			return fmt.Errorf("tickets: insert comment: %w", err)
 		}
