@@ -289,9 +289,20 @@ func (c *cluster) sseEvents(token string) <-chan [2]string {
 	c.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c.t.Cleanup(cancel)
-	req, _ := http.NewRequestWithContext(ctx, "GET", c.api+"/api/v1/stream?access_token="+token, nil)
-	res, err := http.DefaultClient.Do(req)
-	require.NoError(c.t, err)
+	// The stream answers 503 (Retry-After) until its hub has found the
+	// events topic, which the pipeline process creates.
+	var res *http.Response
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		req, _ := http.NewRequestWithContext(ctx, "GET", c.api+"/api/v1/stream?access_token="+token, nil)
+		var err error
+		res, err = http.DefaultClient.Do(req)
+		require.NoError(c.t, err)
+		if res.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		res.Body.Close()
+		time.Sleep(250 * time.Millisecond)
+	}
 	require.Equal(c.t, 200, res.StatusCode)
 	out := make(chan [2]string, 100)
 	go func() {
