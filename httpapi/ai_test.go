@@ -41,6 +41,9 @@ func TestAIEndpoints(t *testing.T) {
 	require.NoError(t, s.db.Exec(`INSERT INTO kb_articles (org_id, title, slug, content, is_published) VALUES
 		(?, 'How to reset your password', 'reset-password', 'Click "Forgot password" on the login page and follow the e-mailed link.', true),
 		(?, 'Globex internal password policy', 'globex-policy', 'Globex password reset secrets.', true)`, acme, globex).Error)
+	// A published but staff-only article: never grounds a draft a customer may read.
+	require.NoError(t, s.db.Exec(`INSERT INTO kb_articles (org_id, title, slug, content, is_published, visibility) VALUES
+		(?, 'Password reset override codes', 'override-codes', 'INTERNAL-KB-5678: reset password login override code.', true, 'internal')`, acme).Error)
 
 	// Triage: computed on the fly before the stage ran, stored after.
 	res := s.do("GET", "/api/v1/ai/triage/"+login.String(), agent, nil)
@@ -93,6 +96,7 @@ func TestAIEndpoints(t *testing.T) {
 	require.Equal(t, true, d["is_ai_generated"])
 	require.Contains(t, d["text"], "Forgot password")
 	require.NotContains(t, string(res.body), "SECRET-NOTE-1234")
+	require.NotContains(t, string(res.body), "INTERNAL-KB-5678")
 	require.NotContains(t, string(res.body), "Globex")
 	require.Equal(t, 404, s.do("POST", "/api/v1/ai/suggest-response", agent, map[string]any{"ticket_id": foreign}).status)
 	require.Equal(t, 422, s.do("POST", "/api/v1/ai/suggest-response", agent, map[string]any{}).status)

@@ -350,6 +350,7 @@ var matrixBodies = map[string]any{
 	// A JSON body where multipart is expected is a 415; a new ticket cannot
 	// be rated yet (409).
 	"GET /api/v1/tickets/{ticketID}/audit":        nil,
+	"GET /api/v1/tickets/{ticketID}/attachments":  nil,
 	"POST /api/v1/tickets/{ticketID}/attachments": nil,
 	"GET /api/v1/tickets/{ticketID}/csat":         nil,
 	"POST /api/v1/tickets/{ticketID}/csat":        map[string]any{"rating": 5},
@@ -394,6 +395,40 @@ var matrixBodies = map[string]any{
 	"DELETE /api/v1/sla/policies/{policyID}": nil,
 	"GET /api/v1/sla/breaches":               nil,
 	"GET /api/v1/sla/metrics":                nil,
+
+	// {serviceID} is a fresh active service of the org (see catalogParams);
+	// DELETE removes it (nothing refers to it).
+	"GET /api/v1/services":                nil,
+	"POST /api/v1/services":               map[string]string{"name": "Matrix %s"},
+	"GET /api/v1/services/{serviceID}":    nil,
+	"PATCH /api/v1/services/{serviceID}":  map[string]string{"description": "Renamed"},
+	"DELETE /api/v1/services/{serviceID}": nil,
+
+	// {cannedID} is a fresh shared response of the org written by its agent
+	// (see catalogParams): the agent as author, managers and admins as
+	// sharers may change it.
+	"GET /api/v1/canned-responses":                   nil,
+	"POST /api/v1/canned-responses":                  map[string]string{"title": "Matrix", "content": "Hello {{requester.name}}"},
+	"GET /api/v1/canned-responses/{cannedID}":        nil,
+	"PATCH /api/v1/canned-responses/{cannedID}":      map[string]string{"title": "Renamed"},
+	"DELETE /api/v1/canned-responses/{cannedID}":     nil,
+	"GET /api/v1/canned-responses/{cannedID}/render": nil,
+
+	// {categoryID} is a fresh category holding {articleID}, a fresh
+	// published public article by the org's agent (see catalogParams):
+	// customers read both; an agent's change to it is a 409 (published).
+	"GET /api/v1/kb/categories":                      nil,
+	"POST /api/v1/kb/categories":                     map[string]string{"name": "Matrix %s"},
+	"GET /api/v1/kb/categories/{categoryID}":         nil,
+	"PATCH /api/v1/kb/categories/{categoryID}":       map[string]string{"description": "Renamed"},
+	"DELETE /api/v1/kb/categories/{categoryID}":      nil,
+	"GET /api/v1/kb/articles":                        nil,
+	"POST /api/v1/kb/articles":                       map[string]string{"title": "Matrix %s", "content": "How to"},
+	"GET /api/v1/kb/articles/{articleID}":            nil,
+	"PATCH /api/v1/kb/articles/{articleID}":          map[string]string{"title": "Renamed"},
+	"DELETE /api/v1/kb/articles/{articleID}":         nil,
+	"POST /api/v1/kb/articles/{articleID}/publish":   nil,
+	"POST /api/v1/kb/articles/{articleID}/unpublish": nil,
 }
 
 // TestRouteRoleMatrix calls every route of the route table as every role:
@@ -402,6 +437,7 @@ var matrixBodies = map[string]any{
 // organisation gives 404, never its data.
 func TestRouteRoleMatrix(t *testing.T) {
 	s := newStack(t)
+	spec := loadSpec(t) // every answer below must be one openapi.yaml documents
 	roles := []models.Role{models.RoleCustomerUser, models.RoleCustomerAdmin, models.RoleAgent, models.RoleManager, models.RoleAdmin}
 	ownOrg, otherOrg := s.orgs["acme"], s.orgs["globex"]
 	otherUser := s.userID("customer_user@globex.test")
@@ -422,11 +458,14 @@ func TestRouteRoleMatrix(t *testing.T) {
 		}
 		covered++
 		// unauthenticated
-		require.Equal(t, 401, s.do(rt.Method, s.fill(rt.Pattern, ownOrg, uuid.New()), "", body).status, key)
+		unauth := s.do(rt.Method, s.fill(rt.Pattern, ownOrg, uuid.New()), "", body)
+		require.Equal(t, 401, unauth.status, key)
+		spec.conformRoute(t, rt.Method, rt.Pattern, unauth)
 		for _, role := range roles {
 			// a fresh target in the caller's own org for each call (DELETE consumes it)
 			target := s.newCustomer()
 			res := s.do(rt.Method, s.fill(rt.Pattern, ownOrg, target), tokens[role], bodyFor(body, role))
+			spec.conformRoute(t, rt.Method, rt.Pattern, res)
 			if auth.Can(role, rt.Perm) {
 				require.NotContains(t, []int{401, 403, 404, 500}, res.status, "%s as %s: %s", key, role, res.body)
 			} else {
@@ -437,6 +476,7 @@ func TestRouteRoleMatrix(t *testing.T) {
 			if strings.Contains(strings.ReplaceAll(rt.Pattern, "{queue}", ""), "{") && auth.Can(role, rt.Perm) {
 				cross := s.do(rt.Method, s.fill(rt.Pattern, otherOrg, otherUser), tokens[role], bodyFor(body, role))
 				require.Equal(t, 404, cross.status, "%s as %s across tenants: %s", key, role, cross.body)
+				spec.conformRoute(t, rt.Method, rt.Pattern, cross)
 				require.NotContains(t, string(cross.body), "globex", key)
 			}
 		}
@@ -482,10 +522,11 @@ func (s *stack) fill(pattern string, org, user uuid.UUID) string {
 	if strings.Contains(pattern, "{policyID}") {
 		policy = s.newSLAPolicy(org).String()
 	}
-	return strings.NewReplacer("{orgID}", org.String(), "{userID}", user.String(),
+	// {serviceID}, {cannedID}, {categoryID}, {articleID}: catalog_test.go.
+	return strings.NewReplacer(append([]string{"{orgID}", org.String(), "{userID}", user.String(),
 		"{queue}", "dedup", "{taskID}", url.PathEscape(task), "{ticketID}", ticket,
 		"{attachmentID}", attachment, "{mailboxID}", mailbox, "{quarantineID}", quarantined,
-		"{policyID}", policy).Replace(pattern)
+		"{policyID}", policy}, s.catalogParams(pattern, org)...)...).Replace(pattern)
 }
 
 func bodyFor(body any, role models.Role) any {

@@ -298,3 +298,51 @@ func (s *Server) auditIntegrity(r *http.Request, p *Principal, att *models.Attac
 		s.log.ErrorContext(r.Context(), "audit attachment.integrity_failed", "attachment_id", att.ID, "err", err)
 	}
 }
+
+// ticketAttachmentView is a file of a ticket in its list: IsInternal marks
+// a file of an internal note (only staff are ever shown one).
+type ticketAttachmentView struct {
+	attachmentView
+	IsInternal bool `json:"is_internal"`
+}
+
+// handleListTicketAttachments lists the files of a ticket the caller can
+// see, oldest first (keyset by id): those attached to the ticket itself and
+// those of its comments. A customer never gets a file of an internal note.
+func (s *Server) handleListTicketAttachments(w http.ResponseWriter, r *http.Request) {
+	p := mustPrincipal(r)
+	t, err := s.pathTicket(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pg, err := parsePage(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var rows []struct {
+		models.Attachment
+		IsInternal bool `gorm:"column:is_internal"`
+	}
+	// A comment's file may carry no ticket_id: it belongs through the comment.
+	q := s.db.WithContext(r.Context()).Table("attachments a").
+		Select("a.*, coalesce(c.is_internal, false) AS is_internal").
+		Joins("LEFT JOIN comments c ON c.org_id = a.org_id AND c.id = a.comment_id").
+		Where("a.org_id = ? AND (a.ticket_id = ? OR c.ticket_id = ?)", t.OrgID, t.ID, t.ID)
+	if !p.IsStaff() {
+		q = q.Where("coalesce(c.is_internal, false) = false")
+	}
+	if pg.After != uuid.Nil {
+		q = q.Where("a.id > ?", pg.After)
+	}
+	if err := q.Order("a.id").Limit(pg.Limit + 1).Scan(&rows).Error; err != nil {
+		s.writeError(w, r, database.Classify(err))
+		return
+	}
+	views := make([]ticketAttachmentView, len(rows))
+	for i := range rows {
+		views[i] = ticketAttachmentView{attachmentView: newAttachmentView(&rows[i].Attachment), IsInternal: rows[i].IsInternal}
+	}
+	writeJSON(w, http.StatusOK, pageOf(views, pg.Limit, func(v ticketAttachmentView) uuid.UUID { return v.ID }))
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -219,6 +220,63 @@ func TestAttachments(t *testing.T) {
 			require.Equal(t, 200, s.do("GET", path, agent, nil).status)
 		}
 		require.Equal(t, 200, s.do("GET", "/api/v1/attachments/"+public.ID.String(), cu, nil).status)
+	})
+
+	t.Run("list per ticket: internal note files for staff only", func(t *testing.T) {
+		tk := s.newTicket(acme, cuID, "files listed")
+		note := models.Comment{OrgID: acme, TicketID: tk, AuthorID: &agentID, Content: "internal", IsInternal: true}
+		reply := models.Comment{OrgID: acme, TicketID: tk, AuthorID: &agentID, Content: "public"}
+		require.NoError(t, s.db.Create(&note).Error)
+		require.NoError(t, s.db.Create(&reply).Error)
+		own := s.storeFile(acme, cuID, &tk, nil, "photo.txt", "from the customer")
+		answer := s.storeFile(acme, agentID, nil, &reply.ID, "answer.txt", "public answer")
+		secret := s.storeFile(acme, agentID, &tk, &note.ID, "canary.txt", "CANARY internal")
+		bare := s.storeFile(acme, agentID, nil, &note.ID, "canary2.txt", "CANARY internal 2")
+		s.storeFile(acme, cuID, &ticket, nil, "elsewhere.txt", "another ticket's file")
+
+		type item struct {
+			ID          string `json:"id"`
+			Filename    string `json:"filename"`
+			IsInternal  bool   `json:"is_internal"`
+			DownloadURL string `json:"download_url"`
+		}
+		list := func(tok, query string) ([]item, string) {
+			res := s.do("GET", ticketPath(tk, "/attachments"+query), tok, nil)
+			require.Equal(t, 200, res.status, string(res.body))
+			var page struct {
+				Items      []item `json:"items"`
+				NextCursor string `json:"next_cursor"`
+			}
+			require.NoError(t, json.Unmarshal(res.body, &page))
+			require.NotContains(t, string(res.body), "storage_key")
+			return page.Items, page.NextCursor
+		}
+		names := func(items []item) []string {
+			out := make([]string, len(items))
+			for i, it := range items {
+				out[i] = it.Filename
+			}
+			return out
+		}
+		items, _ := list(agent, "")
+		require.Equal(t, []string{"photo.txt", "answer.txt", "canary.txt", "canary2.txt"}, names(items), "oldest first, comment files included")
+		require.Equal(t, []bool{false, false, true, true}, []bool{items[0].IsInternal, items[1].IsInternal, items[2].IsInternal, items[3].IsInternal})
+		require.Equal(t, "/api/v1/attachments/"+own.ID.String(), items[0].DownloadURL)
+		for _, tok := range []string{cu, ca} {
+			items, _ := list(tok, "")
+			require.Equal(t, []string{"photo.txt", "answer.txt"}, names(items), "customers never see internal note files")
+			require.Equal(t, answer.ID.String(), items[1].ID)
+		}
+		first, cursor := list(agent, "?limit=3")
+		require.Len(t, first, 3)
+		require.Equal(t, secret.ID.String(), cursor)
+		rest, cursor := list(agent, "?limit=3&after="+cursor)
+		require.Equal(t, []string{bare.Filename}, names(rest))
+		require.Empty(t, cursor)
+
+		require.Equal(t, 404, s.do("GET", ticketPath(tk, "/attachments"), stranger, nil).status, "another customer's ticket")
+		require.Equal(t, 404, s.do("GET", ticketPath(tk, "/attachments"), globex, nil).status, "another organisation")
+		require.Equal(t, 422, s.do("GET", ticketPath(tk, "/attachments?limit=0"), agent, nil).status)
 	})
 
 	t.Run("hostile content is refused", func(t *testing.T) {

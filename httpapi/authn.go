@@ -84,6 +84,13 @@ func bearerToken(r *http.Request) string {
 // accepting tickets (they wait on the topic) through a short outage.
 const principalStaleFor = 10 * time.Minute
 
+// principalFreshFor is how long a principal read from the database is
+// reused without reading it again: the user row is read at most once per
+// this interval per process rather than on every request (the hot path of
+// intake). A deactivated account or changed role takes effect within it on
+// other api replicas; this process forgets the entry at once (forgetPrincipal).
+const principalFreshFor = 2 * time.Second
+
 type cachedPrincipal struct {
 	row     principalRecord
 	fetched time.Time
@@ -98,6 +105,9 @@ type principalRecord struct {
 }
 
 func (s *Server) loadPrincipal(ctx context.Context, subject string) (*Principal, error) {
+	if c, ok := s.principals.Load(subject); ok && time.Since(c.(cachedPrincipal).fetched) < principalFreshFor {
+		return s.principalFrom(ctx, c.(cachedPrincipal).row)
+	}
 	var row principalRecord
 	err := s.db.WithContext(ctx).Raw(`
 		SELECT u.id, u.org_id, u.role, u.email, coalesce(array_to_json(o.allowed_ips)::text, '[]') AS allowed_ips
@@ -115,6 +125,14 @@ func (s *Server) loadPrincipal(ctx context.Context, subject string) (*Principal,
 	} else {
 		s.principals.Delete(subject)
 	}
+	return s.principalFrom(ctx, row)
+}
+
+// forgetPrincipal drops the cached principal of a user whose account was
+// changed here, so the change applies to this process's next request.
+func (s *Server) forgetPrincipal(userID uuid.UUID) { s.principals.Delete(userID.String()) }
+
+func (s *Server) principalFrom(ctx context.Context, row principalRecord) (*Principal, error) {
 	if row.ID == uuid.Nil {
 		return nil, apperr.New(apperr.Unauthorized, "The account is disabled or no longer exists.")
 	}

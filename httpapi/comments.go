@@ -13,7 +13,7 @@ import (
 )
 
 // commentView is a comment as the API shows it. Customers never receive an
-// internal note, so the view needs no per-role fields.
+// internal note; the one per-role field is ThreadReason (staff only).
 type commentView struct {
 	ID            uuid.UUID      `json:"id"`
 	TicketID      uuid.UUID      `json:"ticket_id"`
@@ -25,14 +25,22 @@ type commentView struct {
 	IsInternal    bool           `json:"is_internal"`
 	IsAIGenerated bool           `json:"is_ai_generated"`
 	Channel       models.Channel `json:"channel"`
-	CreatedAt     time.Time      `json:"created_at"`
-	UpdatedAt     time.Time      `json:"updated_at"`
+	// ThreadReason: why an inbound e-mail was threaded onto this ticket
+	// (in_reply_to, references, subject_token, plus_address); shown to
+	// staff only, absent otherwise.
+	ThreadReason *string   `json:"thread_reason,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
 }
 
-func newCommentView(c *tickets.Comment) commentView {
-	return commentView{ID: c.ID, TicketID: c.TicketID, AuthorID: c.AuthorID, AuthorName: c.AuthorName,
+func newCommentView(c *tickets.Comment, role models.Role) commentView {
+	v := commentView{ID: c.ID, TicketID: c.TicketID, AuthorID: c.AuthorID, AuthorName: c.AuthorName,
 		AuthorIsStaff: c.AuthorIsStaff, Content: c.Content, ContentHTML: c.ContentHTML, IsInternal: c.IsInternal,
 		IsAIGenerated: c.IsAIGenerated, Channel: c.Channel, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt}
+	if role.IsStaff() {
+		v.ThreadReason = c.ThreadReason
+	}
+	return v
 }
 
 type createCommentRequest struct {
@@ -62,7 +70,7 @@ func (s *Server) handleListComments(w http.ResponseWriter, r *http.Request) {
 	}
 	views := make([]commentView, len(rows))
 	for i := range rows {
-		views[i] = newCommentView(&rows[i])
+		views[i] = newCommentView(&rows[i], a.Role)
 	}
 	writeJSON(w, http.StatusOK, pageOf(views, pg.Limit, func(c commentView) uuid.UUID { return c.ID }))
 }
@@ -94,5 +102,5 @@ func (s *Server) handleCreateComment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/api/v1/tickets/"+id.String()+"/comments")
-	writeJSON(w, http.StatusCreated, newCommentView(c))
+	writeJSON(w, http.StatusCreated, newCommentView(c, a.Role))
 }

@@ -36,6 +36,7 @@ type mailboxView struct {
 	HasPassword      bool                `json:"has_password"`
 	Folder           string              `json:"folder"`
 	AfterIngest      string              `json:"after_ingest"`
+	UnknownSender    string              `json:"unknown_sender"` // create or quarantine
 	IsActive         bool                `json:"is_active"`
 	DefaultServiceID *uuid.UUID          `json:"default_service_id"`
 	UIDValidity      *int64              `json:"uid_validity"`
@@ -48,7 +49,7 @@ type mailboxView struct {
 }
 
 const mailboxViewColumns = `id, org_id, name, address, imap_host, imap_port, imap_tls, imap_username,
-	password_enc IS NOT NULL AS has_password, folder, after_ingest, is_active, default_service_id,
+	password_enc IS NOT NULL AS has_password, folder, after_ingest, unknown_sender, is_active, default_service_id,
 	uid_validity, last_uid, last_polled_at, last_error, coalesce(lease_expires_at > now(), false) AS polling,
 	created_at, updated_at`
 
@@ -64,7 +65,11 @@ type mailboxRequest struct {
 	Password     *string `json:"password"`
 	Folder       *string `json:"folder"`
 	AfterIngest  *string `json:"after_ingest"`
-	IsActive     *bool   `json:"is_active"`
+	// UnknownSender: mail from an address that is no user of the
+	// organisation creates a customer ("create", the default) or is held
+	// in quarantine for an admin ("quarantine").
+	UnknownSender *string `json:"unknown_sender"`
+	IsActive      *bool   `json:"is_active"`
 }
 
 var (
@@ -188,10 +193,41 @@ func (req *mailboxRequest) check(cur *mailboxView, fields map[string]string) map
 	} else if cur != nil && req.Folder != nil && cur.AfterIngest == "move:"+folder {
 		fields["after_ingest"] = "move:<folder> needs a folder other than the one polled"
 	}
+	if req.UnknownSender != nil {
+		if u := *req.UnknownSender; u != models.UnknownSenderCreate && u != models.UnknownSenderQuarantine {
+			fields["unknown_sender"] = "must be create or quarantine"
+		}
+		ch["unknown_sender"] = *req.UnknownSender
+	}
 	if req.IsActive != nil {
 		ch["is_active"] = *req.IsActive
 	}
 	return ch
+}
+
+// checkIMAPTarget refuses a server on an internal address (loopback,
+// private, link-local, metadata: SECURITY.md §1.3) unless
+// ATUMDESK_IMAP_ALLOW_HOSTS allows it. The poller checks again on the
+// address it dials, so a name that resolves elsewhere later gains nothing.
+// The answer does not say what a name resolved to.
+func (s *Server) checkIMAPTarget(ctx context.Context, ch map[string]any, cur *mailboxView, fields map[string]string) {
+	_, newHost := ch["imap_host"]
+	_, newPort := ch["imap_port"]
+	if (!newHost && !newPort) || fields["imap_host"] != "" || fields["imap_port"] != "" {
+		return
+	}
+	host, _ := ch["imap_host"].(string)
+	port, _ := ch["imap_port"].(int)
+	if cur != nil && !newHost {
+		host = cur.IMAPHost
+	}
+	if cur != nil && !newPort {
+		port = cur.IMAPPort
+	}
+	if err := s.imapGuard.CheckHost(ctx, host, port); err != nil {
+		fields["imap_host"] = "is an internal address (loopback, private, link-local or metadata); " +
+			"the operator may allow it with ATUMDESK_IMAP_ALLOW_HOSTS"
+	}
 }
 
 // sealPassword seals pw for mailbox id.
@@ -259,6 +295,7 @@ func (s *Server) handleCreateMailbox(w http.ResponseWriter, r *http.Request) {
 	}
 	fields := map[string]string{}
 	ch := req.check(nil, fields)
+	s.checkIMAPTarget(r.Context(), ch, nil, fields)
 	if err := apperr.Fields(fields); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -309,6 +346,7 @@ func (s *Server) handlePatchMailbox(w http.ResponseWriter, r *http.Request) {
 	}
 	fields := map[string]string{}
 	ch := req.check(cur, fields)
+	s.checkIMAPTarget(r.Context(), ch, cur, fields)
 	if err := apperr.Fields(fields); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/atumdesk/atumdesk/httpapi"
+	"github.com/atumdesk/atumdesk/internal/netguard"
 	"github.com/atumdesk/atumdesk/internal/secretbox"
 )
 
@@ -77,10 +78,12 @@ func TestMailboxesAPI(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "p@ss word\"'{}", string(pw))
 
-	res = s.do("POST", "/api/v1/admin/mailboxes", admin, map[string]any{"address": "help@acme.test", "imap_host": "10.0.0.5",
-		"imap_tls": "starttls", "imap_username": "help", "password": "x", "after_ingest": "move:Done"})
+	require.Equal(t, "create", m["unknown_sender"], "unknown senders become customers by default")
+	res = s.do("POST", "/api/v1/admin/mailboxes", admin, map[string]any{"address": "help@acme.test", "imap_host": "imap2.acme.test",
+		"imap_tls": "starttls", "imap_username": "help", "password": "x", "after_ingest": "move:Done", "unknown_sender": "quarantine"})
 	require.Equal(t, 201, res.status, string(res.body))
 	require.EqualValues(t, 143, res.json(t)["imap_port"])
+	require.Equal(t, "quarantine", res.json(t)["unknown_sender"])
 
 	// validation: 4xx, never 500
 	for _, bad := range []map[string]any{
@@ -93,6 +96,7 @@ func TestMailboxesAPI(t *testing.T) {
 		{"address": "a6@acme.test", "imap_host": "h.test", "imap_username": "u", "password": "x", "after_ingest": "move:INBOX"},
 		{"address": "a7@acme.test", "imap_host": "h.test", "imap_username": "u", "password": "x", "after_ingest": "delete"},
 		{"address": "a8@acme.test", "imap_host": "h.test", "imap_username": "u", "password": "x", "folder": "a\x01b"},
+		{"address": "a9@acme.test", "imap_host": "h.test", "imap_username": "u", "password": "x", "unknown_sender": "ignore"},
 	} {
 		res := s.do("POST", "/api/v1/admin/mailboxes", admin, bad)
 		require.Equal(t, 422, res.status, "%v: %s", bad, res.body)
@@ -119,17 +123,21 @@ func TestMailboxesAPI(t *testing.T) {
 	require.Equal(t, "n3w", string(pw))
 	res = s.do("PATCH", "/api/v1/admin/mailboxes/"+id.String(), admin, map[string]any{"after_ingest": "move:Support"})
 	require.Equal(t, 422, res.status, string(res.body))
+	res = s.do("PATCH", "/api/v1/admin/mailboxes/"+id.String(), admin, map[string]any{"unknown_sender": "quarantine"})
+	require.Equal(t, 200, res.status, string(res.body))
+	require.Equal(t, "quarantine", res.json(t)["unknown_sender"])
 
 	// the audit trail has the changes, not the passwords
 	var audits []string
 	require.NoError(t, s.db.Raw(`SELECT coalesce(before::text, '') || coalesce(after::text, '') FROM audit_log
 		WHERE entity_type = 'mailbox' AND entity_id = ?`, id).Scan(&audits).Error)
-	require.Len(t, audits, 2)
+	require.Len(t, audits, 3)
 	for _, a := range audits {
 		require.NotContains(t, a, "p@ss")
 		require.NotContains(t, a, "n3w")
 	}
 	require.Contains(t, audits[1], "password_changed")
+	require.Contains(t, audits[2], "quarantine")
 
 	// list: own organisation only
 	globex := s.newMailbox(s.orgs["globex"])
@@ -179,4 +187,51 @@ func TestMailboxesWithoutSecretKey(t *testing.T) {
 	var n int64
 	require.NoError(t, s.db.Raw(`SELECT count(*) FROM mailboxes`).Scan(&n).Error)
 	require.Zero(t, n)
+}
+
+// TestMailboxInternalHosts: an admin cannot point a mailbox at loopback,
+// private, link-local or metadata addresses (in any spelling) unless the
+// operator's allow-list names them (SECURITY.md §1.3); a refused update
+// leaves the row as it was.
+func TestMailboxInternalHosts(t *testing.T) {
+	s := newStack(t)
+	admin := s.login("admin@acme.test")
+	create := func(s *stack, host string, port int) response {
+		body := map[string]any{"address": "ssrf-" + uuid.NewString()[:8] + "@acme.test", "imap_host": host,
+			"imap_username": "u", "password": "x"}
+		if port != 0 {
+			body["imap_port"] = port
+		}
+		return s.do("POST", "/api/v1/admin/mailboxes", admin, body)
+	}
+	for _, h := range []string{"127.0.0.1", "localhost", "::1", "0.0.0.0", "169.254.169.254", "10.0.0.5", "172.16.1.1",
+		"192.168.1.1", "100.64.0.1", "::ffff:127.0.0.1", "fd00:ec2::254", "fe80::1", "2130706433", "0177.0.0.1", "0x7f.1", "127.1"} {
+		res := create(s, h, 0)
+		require.Equal(t, 422, res.status, "%s: %s", h, res.body)
+		require.Contains(t, string(res.body), "ATUMDESK_IMAP_ALLOW_HOSTS", h)
+	}
+	require.Equal(t, 201, create(s, "8.8.8.8", 993).status, "a public address is fine")
+
+	id := s.newMailbox(s.orgs["acme"])
+	for _, patch := range []map[string]any{{"imap_host": "127.0.0.1"}, {"imap_host": "localhost", "imap_port": 143}} {
+		res := s.do("PATCH", "/api/v1/admin/mailboxes/"+id.String(), admin, patch)
+		require.Equal(t, 422, res.status, "%v: %s", patch, res.body)
+	}
+	var host string
+	require.NoError(t, s.db.Raw(`SELECT imap_host FROM mailboxes WHERE id = ?`, id).Scan(&host).Error)
+	require.Equal(t, "imap.example.test", host)
+
+	// the operator's allow-list: by address and port, by network, by name
+	allowed := newStack(t, func(d *httpapi.Deps) {
+		d.IMAPGuard = netguard.MustNew("127.0.0.1:11143", "10.0.0.0/8", "mail.internal")
+	})
+	admin = allowed.login("admin@acme.test")
+	require.Equal(t, 201, create(allowed, "127.0.0.1", 11143).status)
+	require.Equal(t, 422, create(allowed, "127.0.0.1", 993).status, "another port of an allowed address")
+	require.Equal(t, 201, create(allowed, "10.0.0.5", 0).status)
+	require.Equal(t, 422, create(allowed, "192.168.0.5", 0).status)
+	require.Equal(t, 201, create(allowed, "mail.internal", 0).status)
+	id = allowed.newMailbox(allowed.orgs["acme"])
+	res := allowed.do("PATCH", "/api/v1/admin/mailboxes/"+id.String(), admin, map[string]any{"imap_host": "127.0.0.1", "imap_port": 11143})
+	require.Equal(t, 200, res.status, string(res.body))
 }

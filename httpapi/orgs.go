@@ -176,6 +176,9 @@ func (s *Server) handlePatchOrg(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, database.Classify(err))
 			return
 		}
+		if req.AllowedIPs != nil {
+			s.principals.Clear() // cached principals carry the allow-list
+		}
 	}
 	s.handleGetOrg(w, r)
 }

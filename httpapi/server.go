@@ -21,7 +21,9 @@ import (
 	"github.com/atumdesk/atumdesk/ingest"
 	"github.com/atumdesk/atumdesk/internal/ai"
 	"github.com/atumdesk/atumdesk/internal/auth"
+	"github.com/atumdesk/atumdesk/internal/kb"
 	"github.com/atumdesk/atumdesk/internal/metrics"
+	"github.com/atumdesk/atumdesk/internal/netguard"
 	"github.com/atumdesk/atumdesk/internal/secretbox"
 	"github.com/atumdesk/atumdesk/internal/session"
 	"github.com/atumdesk/atumdesk/internal/storage"
@@ -71,6 +73,9 @@ type Deps struct {
 	// Secrets seals mailbox passwords (secretbox.FromBase64 of
 	// ATUMDESK_SECRET_KEY); nil: saving a mailbox password answers 503.
 	Secrets *secretbox.Box
+	// IMAPGuard decides which IMAP servers a mailbox may name
+	// (ATUMDESK_IMAP_ALLOW_HOSTS); nil: no internal address at all.
+	IMAPGuard *netguard.Guard
 	// Web is the built web app (frontend.Dist()), served for GET/HEAD of
 	// every non-API path no route matches (httpapi/spa.go); nil: a notice.
 	Web fs.FS
@@ -98,18 +103,22 @@ type Server struct {
 	// loadPrincipal: used only while the database is unreachable).
 	principals sync.Map
 	secrets    *secretbox.Box
+	imapGuard  *netguard.Guard
 
 	attachments *storage.Attachments
 	web         fs.FS
 	ai          *ai.Service
+	kb          *kb.Store
 }
 
 // New returns a server; call Handler for the http.Handler.
 func New(d Deps) *Server {
 	return &Server{cfg: d.Config, log: d.Log, db: d.DB, rdb: d.Redis, tokens: d.Tokens, sessions: d.Sessions,
 		metrics: d.Metrics, ready: d.Ready, tasks: d.Tasks, intake: d.Intake, stream: d.Stream, csrf: http.NewCrossOriginProtection(), secrets: d.Secrets,
+		imapGuard:   d.IMAPGuard,
 		tickets:     tickets.New(d.DB, tickets.Config{ReopenWindow: d.Config.ReopenWindow}),
-		attachments: storage.NewAttachments(d.Files, d.Config.AttachmentMaxBytes), web: d.Web, ai: defaultAI(d)}
+		attachments: storage.NewAttachments(d.Files, d.Config.AttachmentMaxBytes), web: d.Web, ai: defaultAI(d),
+		kb: kb.New(d.DB)}
 }
 
 // Route is one row of the route table: who may call what.
@@ -127,6 +136,7 @@ func (s *Server) Routes() []Route {
 		{"GET", "/healthz", auth.Public, s.handleHealthz},
 		{"GET", "/readyz", auth.Public, s.handleReadyz},
 		{"GET", "/metrics", auth.Public, s.metrics.Handler().ServeHTTP},
+		{"GET", "/api/v1/openapi.yaml", auth.Public, s.handleOpenAPI},
 
 		{"POST", "/api/v1/auth/login", auth.Public, s.handleLogin},
 		{"POST", "/api/v1/auth/refresh", auth.Public, s.handleRefresh},
@@ -160,6 +170,7 @@ func (s *Server) Routes() []Route {
 		{"GET", "/api/v1/tickets/{ticketID}/comments", auth.TicketsRead, s.handleListComments},
 		{"POST", "/api/v1/tickets/{ticketID}/comments", auth.CommentsCreate, s.handleCreateComment},
 		{"GET", "/api/v1/tickets/{ticketID}/audit", auth.TicketsAudit, s.handleTicketAudit},
+		{"GET", "/api/v1/tickets/{ticketID}/attachments", auth.TicketsRead, s.handleListTicketAttachments},
 		{"POST", "/api/v1/tickets/{ticketID}/attachments", auth.CommentsCreate, s.handleAttachToTicket},
 		{"GET", "/api/v1/tickets/{ticketID}/csat", auth.TicketsRead, s.handleGetCSAT},
 		{"POST", "/api/v1/tickets/{ticketID}/csat", auth.CSATSubmit, s.handleSubmitCSAT},
@@ -180,6 +191,37 @@ func (s *Server) Routes() []Route {
 		{"DELETE", "/api/v1/sla/policies/{policyID}", auth.SLAManage, s.handleDeleteSLAPolicy},
 		{"GET", "/api/v1/sla/breaches", auth.SLARead, s.handleListSLABreaches},
 		{"GET", "/api/v1/sla/metrics", auth.SLARead, s.handleSLAMetrics},
+
+		// Services: customers see the active ones (they pick one when filing).
+		{"GET", "/api/v1/services", auth.ServicesRead, s.handleListServices},
+		{"POST", "/api/v1/services", auth.ServicesManage, s.handleCreateService},
+		{"GET", "/api/v1/services/{serviceID}", auth.ServicesRead, s.handleGetService},
+		{"PATCH", "/api/v1/services/{serviceID}", auth.ServicesManage, s.handlePatchService},
+		{"DELETE", "/api/v1/services/{serviceID}", auth.ServicesManage, s.handleDeleteService},
+
+		// Canned responses: one's own and the shared ones; who may change
+		// or share one is checked per response (canned.go).
+		{"GET", "/api/v1/canned-responses", auth.CannedUse, s.handleListCannedResponses},
+		{"POST", "/api/v1/canned-responses", auth.CannedUse, s.handleCreateCannedResponse},
+		{"GET", "/api/v1/canned-responses/{cannedID}", auth.CannedUse, s.handleGetCannedResponse},
+		{"PATCH", "/api/v1/canned-responses/{cannedID}", auth.CannedUse, s.handlePatchCannedResponse},
+		{"DELETE", "/api/v1/canned-responses/{cannedID}", auth.CannedUse, s.handleDeleteCannedResponse},
+		{"GET", "/api/v1/canned-responses/{cannedID}/render", auth.CannedUse, s.handleRenderCannedResponse},
+
+		// Knowledge base: customers read published public articles; agents
+		// write drafts; publishers change published ones (kb.go).
+		{"GET", "/api/v1/kb/categories", auth.KBRead, s.handleListKBCategories},
+		{"POST", "/api/v1/kb/categories", auth.KBPublish, s.handleCreateKBCategory},
+		{"GET", "/api/v1/kb/categories/{categoryID}", auth.KBRead, s.handleGetKBCategory},
+		{"PATCH", "/api/v1/kb/categories/{categoryID}", auth.KBPublish, s.handlePatchKBCategory},
+		{"DELETE", "/api/v1/kb/categories/{categoryID}", auth.KBPublish, s.handleDeleteKBCategory},
+		{"GET", "/api/v1/kb/articles", auth.KBRead, s.handleListKBArticles},
+		{"POST", "/api/v1/kb/articles", auth.KBWrite, s.handleCreateKBArticle},
+		{"GET", "/api/v1/kb/articles/{articleID}", auth.KBRead, s.handleGetKBArticle},
+		{"PATCH", "/api/v1/kb/articles/{articleID}", auth.KBWrite, s.handlePatchKBArticle},
+		{"DELETE", "/api/v1/kb/articles/{articleID}", auth.KBWrite, s.handleDeleteKBArticle},
+		{"POST", "/api/v1/kb/articles/{articleID}/publish", auth.KBPublish, s.handlePublishKBArticle},
+		{"POST", "/api/v1/kb/articles/{articleID}/unpublish", auth.KBPublish, s.handleUnpublishKBArticle},
 
 		{"GET", "/api/v1/ai/triage/{ticketID}", auth.AIUse, s.handleAITriage},
 		{"POST", "/api/v1/ai/suggest-response", auth.AIUse, s.handleAISuggestResponse},

@@ -335,6 +335,7 @@ func (s *Server) updateUser(r *http.Request, p *Principal, id uuid.UUID, action 
 		delete(changes, "updated_at")
 		return audit.Write(r.Context(), tx, s.auditEntry(r, p, action, "user", id, before, changes))
 	})
+	s.forgetPrincipal(id)
 	return database.Classify(err)
 }
 

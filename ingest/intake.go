@@ -56,6 +56,7 @@ type Submission struct {
 	MessageID        string
 	InReplyTo        string
 	References       []string
+	AutoSubmitted    bool // machine-written mail: the ticket is never acknowledged
 	ClientIP         string
 	UserAgent        string
 	RequestID        string
@@ -77,11 +78,15 @@ type Service struct {
 	log      *slog.Logger
 	html     *bluemonday.Policy
 	now      func() time.Time
+	// fieldDefs caches each organisation's custom-field definitions, read
+	// on every submission otherwise.
+	fieldDefs ttlCache[uuid.UUID, []models.CustomField]
 }
 
 // New returns the intake service.
 func New(db *gorm.DB, rdb *redis.Client, producer *pipeline.Producer, log *slog.Logger) *Service {
-	return &Service{db: db, rdb: rdb, producer: producer, log: log, html: bluemonday.UGCPolicy(), now: time.Now}
+	return &Service{db: db, rdb: rdb, producer: producer, log: log, html: bluemonday.UGCPolicy(), now: time.Now,
+		fieldDefs: ttlCache[uuid.UUID, []models.CustomField]{ttl: 2 * time.Second}}
 }
 
 // Submit validates sub, reserves its idempotency key and produces it to
@@ -243,7 +248,7 @@ func (s *Service) normalise(ctx context.Context, sub Submission) (*pipeline.Inta
 		Requester: pipeline.Requester{UserID: sub.Requester.UserID, Email: email, Name: oneLine(sub.Requester.Name)},
 		Subject:   subject, Text: text, HTML: html, ServiceID: sub.ServiceID, Priority: priority,
 		CustomFields: sub.CustomFields, AttachmentIDs: sub.AttachmentIDs, IdempotencyKey: sub.IdempotencyKey,
-		MessageID: sub.MessageID, InReplyTo: sub.InReplyTo, References: sub.References,
+		MessageID: sub.MessageID, InReplyTo: sub.InReplyTo, References: sub.References, AutoSubmitted: sub.AutoSubmitted,
 		ReceivedAt: s.now().UTC(), ClientIP: sub.ClientIP, UserAgent: sub.UserAgent, RequestID: sub.RequestID,
 	}, nil
 }
@@ -261,8 +266,11 @@ func (s *Service) checkReferences(ctx context.Context, sub Submission, fields ma
 			fields["service_id"] = "is not a service of this organisation"
 		}
 	}
-	var defs []models.CustomField
-	if err := db.Where("org_id = ? AND is_active", sub.OrgID).Find(&defs).Error; err != nil {
+	defs, err := s.fieldDefs.get(sub.OrgID, func() ([]models.CustomField, error) {
+		var defs []models.CustomField
+		return defs, db.Where("org_id = ? AND is_active", sub.OrgID).Find(&defs).Error
+	})
+	if err != nil {
 		err = database.Classify(err)
 		if len(sub.CustomFields) > 0 || !apperr.IsKind(err, apperr.Unavailable) {
 			return err

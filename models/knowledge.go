@@ -28,18 +28,22 @@ func (c *KBCategory) BeforeCreate(*gorm.DB) error { ensureID(&c.ID); return nil 
 // KBArticle is a knowledge-base article. The generated search column is not
 // mapped; full-text search is hand-written SQL.
 type KBArticle struct {
-	ID          uuid.UUID  `gorm:"column:id;primaryKey" json:"id"`
-	OrgID       uuid.UUID  `gorm:"column:org_id" json:"org_id"`
-	CategoryID  *uuid.UUID `gorm:"column:category_id" json:"category_id"`
-	Title       string     `gorm:"column:title" json:"title"`
-	Slug        string     `gorm:"column:slug" json:"slug"`
-	Content     string     `gorm:"column:content" json:"content"`
-	IsPublished bool       `gorm:"column:is_published" json:"is_published"`
-	PublishedAt *time.Time `gorm:"column:published_at" json:"published_at"`
-	AuthorID    *uuid.UUID `gorm:"column:author_id" json:"author_id"`
-	ViewCount   int64      `gorm:"column:view_count" json:"view_count"`
-	CreatedAt   time.Time  `gorm:"column:created_at" json:"created_at"`
-	UpdatedAt   time.Time  `gorm:"column:updated_at" json:"updated_at"`
+	ID         uuid.UUID  `gorm:"column:id;primaryKey" json:"id"`
+	OrgID      uuid.UUID  `gorm:"column:org_id" json:"org_id"`
+	CategoryID *uuid.UUID `gorm:"column:category_id" json:"category_id"`
+	Title      string     `gorm:"column:title" json:"title"`
+	Slug       string     `gorm:"column:slug" json:"slug"`
+	Content    string     `gorm:"column:content" json:"content"`
+	// ContentHTML is the sanitised HTML of a rich-text article (nil for
+	// plain text); Content is always its plain text.
+	ContentHTML *string      `gorm:"column:content_html" json:"content_html"`
+	Visibility  KBVisibility `gorm:"column:visibility;default:public" json:"visibility"`
+	IsPublished bool         `gorm:"column:is_published" json:"is_published"`
+	PublishedAt *time.Time   `gorm:"column:published_at" json:"published_at"`
+	AuthorID    *uuid.UUID   `gorm:"column:author_id" json:"author_id"`
+	ViewCount   int64        `gorm:"column:view_count" json:"view_count"`
+	CreatedAt   time.Time    `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt   time.Time    `gorm:"column:updated_at" json:"updated_at"`
 }
 
 // TableName implements gorm's Tabler.
@@ -47,6 +51,18 @@ func (KBArticle) TableName() string { return "kb_articles" }
 
 // BeforeCreate assigns a UUIDv7 id.
 func (a *KBArticle) BeforeCreate(*gorm.DB) error { ensureID(&a.ID); return nil }
+
+// KBVisibility says who reads a published article: customers of the
+// organisation (public) or staff only (internal).
+type KBVisibility string
+
+const (
+	KBPublic   KBVisibility = "public"
+	KBInternal KBVisibility = "internal"
+)
+
+// Valid reports whether v is a known visibility.
+func (v KBVisibility) Valid() bool { return v == KBPublic || v == KBInternal }
 
 // CSATSurvey is the satisfaction survey of one ticket. Rating and
 // RespondedAt are set together (a CHECK enforces it).

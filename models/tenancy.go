@@ -63,8 +63,11 @@ type User struct {
 	LockedUntil       *time.Time `gorm:"column:locked_until" json:"locked_until"`
 	LastLoginAt       *time.Time `gorm:"column:last_login_at" json:"last_login_at"`
 	PasswordChangedAt *time.Time `gorm:"column:password_changed_at" json:"password_changed_at"`
-	CreatedAt         time.Time  `gorm:"column:created_at" json:"created_at"`
-	UpdatedAt         time.Time  `gorm:"column:updated_at" json:"updated_at"`
+	// EmailBouncedAt: mail to the address bounced (a DSN ingest read, or an
+	// SMTP refusal); nothing is mailed to it until it writes to us again.
+	EmailBouncedAt *time.Time `gorm:"column:email_bounced_at" json:"email_bounced_at"`
+	CreatedAt      time.Time  `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt      time.Time  `gorm:"column:updated_at" json:"updated_at"`
 }
 
 // TableName implements gorm's Tabler.

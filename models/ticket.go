@@ -89,6 +89,9 @@ type Ticket struct {
 	IdempotencyKey  *string      `gorm:"column:idempotency_key" json:"idempotency_key"`
 	ParentID        *uuid.UUID   `gorm:"column:parent_id" json:"parent_id"`
 	IsDuplicateOf   *uuid.UUID   `gorm:"column:is_duplicate_of" json:"is_duplicate_of"`
+	// AutoSubmitted: opened by machine-written mail (ingest/mail's verdict);
+	// never acknowledged.
+	AutoSubmitted bool `gorm:"column:auto_submitted" json:"auto_submitted"`
 
 	SLAPolicyID           *uuid.UUID `gorm:"column:sla_policy_id" json:"sla_policy_id"`
 	SLAStartedAt          *time.Time `gorm:"column:sla_started_at" json:"sla_started_at"`
@@ -143,9 +146,20 @@ type Comment struct {
 	IsAIGenerated   bool       `gorm:"column:is_ai_generated" json:"is_ai_generated"`
 	Channel         Channel    `gorm:"column:channel;default:web" json:"channel"`
 	SourceMessageID *string    `gorm:"column:source_message_id" json:"source_message_id"`
-	CreatedAt       time.Time  `gorm:"column:created_at" json:"created_at"`
-	UpdatedAt       time.Time  `gorm:"column:updated_at" json:"updated_at"`
+	// ThreadReason says why an inbound e-mail was threaded onto this
+	// ticket (ThreadInReplyTo, …); nil for every other comment.
+	ThreadReason *string   `gorm:"column:thread_reason" json:"thread_reason"`
+	CreatedAt    time.Time `gorm:"column:created_at" json:"created_at"`
+	UpdatedAt    time.Time `gorm:"column:updated_at" json:"updated_at"`
 }
+
+// Why an inbound e-mail became a comment of a ticket (comments.thread_reason).
+const (
+	ThreadInReplyTo    = "in_reply_to"
+	ThreadReferences   = "references"
+	ThreadSubjectToken = "subject_token"
+	ThreadPlusAddress  = "plus_address"
+)
 
 // TableName implements gorm's Tabler.
 func (Comment) TableName() string { return "comments" }

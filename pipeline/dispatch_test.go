@@ -29,7 +29,7 @@ func TestGraphTaskIDsAreUniquePerStageAndEvent(t *testing.T) {
 		seen[key] = true
 	}
 	require.Contains(t, pipeline.StagesFor(pipeline.Graph, pipeline.EventTicketCreated), pipeline.Graph[0])
-	require.Empty(t, pipeline.StagesFor(pipeline.Graph, pipeline.EventCommentAdded))
+	require.Empty(t, pipeline.StagesFor(pipeline.Graph, pipeline.EventTicketAssigned))
 }
 
 // An event delivered twice on TopicEvents, and the whole topic replayed by

@@ -18,6 +18,10 @@ const (
 	EventTicketAssigned  = "ticket.assigned"
 	EventCommentAdded    = "comment.added"
 	EventDuplicateMarked = "ticket.duplicate_marked"
+	// EventDedupPassed (staff): the dedup stage found that a new ticket
+	// repeats no open ticket. The requester's acknowledgement follows it,
+	// so a duplicate is never acknowledged a second time.
+	EventDedupPassed = "ticket.dedup_passed"
 	// SLA: a clock started, paused, resumed, was met or had its due times
 	// recomputed (staff); a threshold or the due time was crossed (staff).
 	EventSLAChanged   = "ticket.sla_changed"

@@ -34,6 +34,8 @@ const (
 	// TaskAIRetrain schedules (on a resolution) and runs (when due) the
 	// retraining of an organisation's AI classifiers.
 	TaskAIRetrain = "ticket:ai_retrain"
+	// TaskNotify sends the e-mail an event calls for (workers/notify).
+	TaskNotify = "ticket:notify"
 )
 
 // Stage is one edge of the stage graph: an event of type On fans out to a
@@ -60,6 +62,14 @@ var Graph = []Stage{
 	{Queue: QueueTriage, TaskType: TaskTriage, On: EventTicketCreated},
 	{Queue: QueueEmbed, TaskType: TaskEmbed, On: EventTicketCreated},
 	{Queue: QueueTriage, TaskType: TaskAIRetrain, On: EventStatusChanged},
+	// Outbound e-mail: the acknowledgement follows dedup's verdict; replies,
+	// status changes (and the CSAT invitation) and SLA escalations follow
+	// their events. workers/notify decides per event whether a mail is due.
+	{Queue: QueueNotify, TaskType: TaskNotify, On: EventDedupPassed},
+	{Queue: QueueNotify, TaskType: TaskNotify, On: EventCommentAdded},
+	{Queue: QueueNotify, TaskType: TaskNotify, On: EventStatusChanged},
+	{Queue: QueueNotify, TaskType: TaskNotify, On: EventSLAThreshold},
+	{Queue: QueueNotify, TaskType: TaskNotify, On: EventSLABreached},
 }
 
 // StagesFor returns the stages an event of type eventType fans out to.

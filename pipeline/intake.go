@@ -44,13 +44,17 @@ type Intake struct {
 	// with the key so a key reused for another request is recognised.
 	RequestHash string `json:"request_hash"`
 	// E-mail threading (ChannelEmail only).
-	MessageID  string    `json:"message_id,omitempty"`
-	InReplyTo  string    `json:"in_reply_to,omitempty"`
-	References []string  `json:"references,omitempty"`
-	ReceivedAt time.Time `json:"received_at"`
-	ClientIP   string    `json:"client_ip,omitempty"`
-	UserAgent  string    `json:"user_agent,omitempty"`
-	RequestID  string    `json:"request_id,omitempty"`
+	MessageID  string   `json:"message_id,omitempty"`
+	InReplyTo  string   `json:"in_reply_to,omitempty"`
+	References []string `json:"references,omitempty"`
+	// AutoSubmitted: the mail was written by a machine (an auto-reply,
+	// bulk or list mail, our own loop header; ingest/mail's verdict). The
+	// ticket is kept but never acknowledged (tickets.auto_submitted).
+	AutoSubmitted bool      `json:"auto_submitted,omitempty"`
+	ReceivedAt    time.Time `json:"received_at"`
+	ClientIP      string    `json:"client_ip,omitempty"`
+	UserAgent     string    `json:"user_agent,omitempty"`
+	RequestID     string    `json:"request_id,omitempty"`
 }
 
 // Requester is who the ticket is for: a known user, or an e-mail address

@@ -724,6 +724,7 @@ func insertTickets(tx *gorm.DB, items []*pending) error {
 		Channel     string     `json:"channel"`
 		MessageID   *string    `json:"message_id"`
 		Key         string     `json:"key"`
+		Auto        bool       `json:"auto"`
 		CreatedAt   time.Time  `json:"created_at"`
 	}
 	rows := make([]in, len(items))
@@ -734,7 +735,7 @@ func insertTickets(tx *gorm.DB, items []*pending) error {
 		}
 		rows[i] = in{ID: it.in.TicketID, OrgID: it.in.OrgID, Number: it.number, Subject: it.in.Subject, Description: it.in.Text,
 			HTML: html, Priority: it.priority, ServiceID: it.serviceID, RequesterID: it.requesterID, Channel: it.in.Channel,
-			MessageID: it.messageID, Key: it.scopedKey, CreatedAt: it.createdAt}
+			MessageID: it.messageID, Key: it.scopedKey, Auto: it.in.AutoSubmitted, CreatedAt: it.createdAt}
 	}
 	param, err := jsonParam(rows)
 	if err != nil {
@@ -742,11 +743,11 @@ func insertTickets(tx *gorm.DB, items []*pending) error {
 	}
 	var inserted []uuid.UUID
 	err = tx.Raw(`INSERT INTO tickets (id, org_id, number, subject, description, description_html, status, priority,
-			service_id, requester_id, channel, source_message_id, idempotency_key, created_at)
+			service_id, requester_id, channel, source_message_id, idempotency_key, auto_submitted, created_at)
 		SELECT id, org_id, number, subject, description, html, ?, priority,
-			service_id, requester_id, channel, message_id, key, created_at
+			service_id, requester_id, channel, message_id, key, coalesce(auto, false), created_at
 		FROM jsonb_to_recordset(?::jsonb) AS x(id uuid, org_id uuid, number bigint, subject text, description text, html text,
-			priority text, service_id uuid, requester_id uuid, channel text, message_id text, key text, created_at timestamptz)
+			priority text, service_id uuid, requester_id uuid, channel text, message_id text, key text, auto boolean, created_at timestamptz)
 		ORDER BY org_id, number
 		ON CONFLICT DO NOTHING
 		RETURNING id`, string(models.StatusNew), param).Scan(&inserted).Error

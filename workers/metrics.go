@@ -2,18 +2,19 @@ package workers
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/atumdesk/atumdesk/internal/metrics"
 )
 
-// metrics are the task and queue collectors. Label values are queue names
+// taskMetrics are the task and queue collectors. Label values are queue names
 // and task states: bounded.
-type metrics struct {
+type taskMetrics struct {
 	processed *prometheus.CounterVec   // atumdesk_tasks_processed_total{queue}
 	failed    *prometheus.CounterVec   // atumdesk_tasks_failed_total{queue}
 	duration  *prometheus.HistogramVec // atumdesk_tasks_duration_seconds{queue}
@@ -24,8 +25,8 @@ type metrics struct {
 // queueStates are the task states reported by atumdesk_queue_tasks.
 var queueStates = []string{"pending", "active", "scheduled", "retry", "archived"}
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	m := &metrics{
+func newMetrics(reg prometheus.Registerer) (*taskMetrics, error) {
+	m := &taskMetrics{
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "atumdesk", Subsystem: "tasks", Name: "processed_total",
 			Help: "Task runs finished by this process (successful or not), by queue.",
@@ -49,38 +50,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"queue"}),
 	}
 	var err error
-	if m.processed, err = register(reg, m.processed); err != nil {
+	if m.processed, err = metrics.Register(reg, m.processed); err != nil {
 		return nil, err
 	}
-	if m.failed, err = register(reg, m.failed); err != nil {
+	if m.failed, err = metrics.Register(reg, m.failed); err != nil {
 		return nil, err
 	}
-	if m.duration, err = register(reg, m.duration); err != nil {
+	if m.duration, err = metrics.Register(reg, m.duration); err != nil {
 		return nil, err
 	}
-	if m.depth, err = register(reg, m.depth); err != nil {
+	if m.depth, err = metrics.Register(reg, m.depth); err != nil {
 		return nil, err
 	}
-	if m.latency, err = register(reg, m.latency); err != nil {
+	if m.latency, err = metrics.Register(reg, m.latency); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-// register registers c, or returns the equal collector registered before
-// (Run called again in one process).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
-}
-
 // middleware records one run of a task of queue q.
-func (m *metrics) middleware(q string) asynq.MiddlewareFunc {
+func (m *taskMetrics) middleware(q string) asynq.MiddlewareFunc {
 	processed, failed, duration := m.processed.WithLabelValues(q), m.failed.WithLabelValues(q), m.duration.WithLabelValues(q)
 	return func(next asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
@@ -98,7 +87,7 @@ func (m *metrics) middleware(q string) asynq.MiddlewareFunc {
 
 // reportDepth refreshes the queue gauges of queues every interval until
 // ctx ends.
-func (m *metrics) reportDepth(ctx context.Context, insp *asynq.Inspector, queues []string, interval time.Duration, log *slog.Logger) {
+func (m *taskMetrics) reportDepth(ctx context.Context, insp *asynq.Inspector, queues []string, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -111,7 +100,7 @@ func (m *metrics) reportDepth(ctx context.Context, insp *asynq.Inspector, queues
 	}
 }
 
-func (m *metrics) refreshDepth(insp *asynq.Inspector, queues []string, log *slog.Logger) {
+func (m *taskMetrics) refreshDepth(insp *asynq.Inspector, queues []string, log *slog.Logger) {
 	existing, err := insp.Queues()
 	if err != nil {
 		log.Debug("queue depth: list queues failed", "err", err)

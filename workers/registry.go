@@ -12,6 +12,7 @@ import (
 	"github.com/atumdesk/atumdesk/pipeline"
 	"github.com/atumdesk/atumdesk/workers/dedup"
 	"github.com/atumdesk/atumdesk/workers/embed"
+	"github.com/atumdesk/atumdesk/workers/notify"
 	"github.com/atumdesk/atumdesk/workers/sla"
 	"github.com/atumdesk/atumdesk/workers/triage"
 )
@@ -28,6 +29,9 @@ type Deps struct {
 	// AI serves the triage and embed stages (nil: a built-in-only service
 	// on DB, its models kept in the process).
 	AI *ai.Service
+	// Notify configures the notify stage (its Logger and Registerer
+	// default to the ones above; no Mailer: nothing is sent).
+	Notify notify.Config
 }
 
 // Handlers maps queue → task type → handler.
@@ -44,5 +48,17 @@ func Registry(d Deps) Handlers {
 		pipeline.QueueSLA:    {pipeline.TaskSLA: sla.New(d.DB, sla.Config{Redis: d.Redis, Logger: d.Logger, Registerer: d.Registerer})},
 		pipeline.QueueTriage: {pipeline.TaskTriage: triage.New(d.DB, d.AI, d.Logger), pipeline.TaskAIRetrain: triage.NewRetrain(d.DB, d.AI, d.Logger)},
 		pipeline.QueueEmbed:  {pipeline.TaskEmbed: embed.New(d.DB, d.AI, d.Logger)},
+		pipeline.QueueNotify: {pipeline.TaskNotify: notify.New(d.DB, d.notifyConfig())},
 	}
+}
+
+func (d Deps) notifyConfig() notify.Config {
+	c := d.Notify
+	if c.Logger == nil {
+		c.Logger = d.Logger
+	}
+	if c.Registerer == nil {
+		c.Registerer = d.Registerer
+	}
+	return c
 }

@@ -142,7 +142,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return errors.New("workers: no queue to serve (none given, or none has handlers)")
 	}
 
-	var m *metrics
+	var m *taskMetrics
 	if cfg.Registerer != nil {
 		var err error
 		if m, err = newMetrics(cfg.Registerer); err != nil {

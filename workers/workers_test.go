@@ -38,7 +38,7 @@ func TestParseQueues(t *testing.T) {
 		_, err := ParseQueues(spec)
 		require.ErrorContains(t, err, want, spec)
 	}
-	require.Equal(t, map[string]int{"dedup": 4, "sla": 4, "triage": 4, "embed": 4}, DefaultQueues())
+	require.Equal(t, map[string]int{"dedup": 4, "sla": 4, "triage": 4, "embed": 4, "notify": 4}, DefaultQueues())
 }
 
 // Every stage of the graph has a handler, and every handler a stage.

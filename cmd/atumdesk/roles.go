@@ -24,14 +24,18 @@ import (
 	"github.com/atumdesk/atumdesk/internal/config"
 	"github.com/atumdesk/atumdesk/internal/database"
 	"github.com/atumdesk/atumdesk/internal/lifecycle"
+	"github.com/atumdesk/atumdesk/internal/mailthread"
 	"github.com/atumdesk/atumdesk/internal/metrics"
+	"github.com/atumdesk/atumdesk/internal/netguard"
 	"github.com/atumdesk/atumdesk/internal/secretbox"
 	"github.com/atumdesk/atumdesk/internal/session"
 	"github.com/atumdesk/atumdesk/internal/storage"
 	"github.com/atumdesk/atumdesk/internal/stream"
+	"github.com/atumdesk/atumdesk/internal/tickets"
 	"github.com/atumdesk/atumdesk/migrations"
 	"github.com/atumdesk/atumdesk/pipeline"
 	"github.com/atumdesk/atumdesk/workers"
+	"github.com/atumdesk/atumdesk/workers/notify"
 	"github.com/atumdesk/atumdesk/workers/sla"
 )
 
@@ -192,10 +196,15 @@ func (e *env) addAPI(ctx context.Context, g *lifecycle.Group, producer *pipeline
 	if err != nil {
 		return err
 	}
+	guard, err := netguard.New(e.cfg.IMAPAllowHosts)
+	if err != nil {
+		return err
+	}
 	srv := httpapi.New(httpapi.Deps{
-		AI:      aiSvc,
-		Stream:  hub,
-		Secrets: secrets,
+		AI:        aiSvc,
+		Stream:    hub,
+		Secrets:   secrets,
+		IMAPGuard: guard,
 		Config: httpapi.Config{CookieSecure: e.cfg.CookieSecure, TrustedProxies: e.cfg.TrustedProxyPrefixes,
 			ReopenWindow: e.cfg.ReopenWindow, AttachmentMaxBytes: e.cfg.AttachmentMaxBytes},
 		Files: files,
@@ -291,13 +300,13 @@ func runAll(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	// Added in dependency order; they stop in reverse: the API first, the
 	// workers last (the broker closes with env).
 	g := lifecycle.New(log, cfg.ShutdownTimeout)
-	if err := e.addWorkers(g, workers.DefaultQueues()); err != nil {
+	if err := e.addWorkers(ctx, g, workers.DefaultQueues()); err != nil {
 		return err
 	}
 	if err := e.addPipeline(g, producer); err != nil {
 		return err
 	}
-	if err := e.addIMAP(g, producer); err != nil {
+	if err := e.addIMAP(ctx, g, producer); err != nil {
 		return err
 	}
 	if err := e.addAPI(ctx, g, producer); err != nil {
@@ -356,7 +365,7 @@ func runWorker(ctx context.Context, cfg *config.Config, log *slog.Logger, args [
 		return err
 	}
 	g := lifecycle.New(log, cfg.ShutdownTimeout)
-	if err := e.addWorkers(g, queues); err != nil {
+	if err := e.addWorkers(ctx, g, queues); err != nil {
 		return err
 	}
 	return e.serveMetrics(ctx, g, cfg.MetricsAddr)
@@ -434,8 +443,9 @@ func (e *env) secrets() (*secretbox.Box, error) {
 }
 
 // addIMAP adds the mailbox pollers: each active mailbox is polled by one
-// imap process (a lease in its row), and every message goes through intake.
-func (e *env) addIMAP(g *lifecycle.Group, producer *pipeline.Producer) error {
+// imap process (a lease in its row), and every message goes through ingest:
+// threaded onto its ticket as a comment, or submitted as a new ticket.
+func (e *env) addIMAP(ctx context.Context, g *lifecycle.Group, producer *pipeline.Producer) error {
 	secrets, err := e.secrets()
 	if err != nil {
 		return err
@@ -444,10 +454,24 @@ func (e *env) addIMAP(g *lifecycle.Group, producer *pipeline.Producer) error {
 	if err != nil {
 		return err
 	}
-	sink := ingest.New(e.db, e.rdb, producer, e.log).MailSink()
+	guard, err := netguard.New(e.cfg.IMAPAllowHosts)
+	if err != nil {
+		return err
+	}
+	// Reply tokens are signed with the JWT secret, as the notify stage
+	// signs them.
+	secret, err := e.jwtSecret(ctx)
+	if err != nil {
+		return err
+	}
+	sink, err := ingest.New(e.db, e.rdb, producer, e.log).MailSink(ingest.MailConfig{Signer: mailthread.NewSigner(secret),
+		Tickets: tickets.New(e.db, tickets.Config{ReopenWindow: e.cfg.ReopenWindow}), Registerer: e.metrics.Reg})
+	if err != nil {
+		return err
+	}
 	g.Add("imap", func(ctx context.Context) error {
 		return imap.Run(ctx, imap.Config{DB: e.db, Sink: sink, Secrets: secrets, Logger: e.log, Metrics: e.metrics.Reg,
-			StorageDir: e.cfg.MailRawDir, TLS: tlsCfg, LeaseTTL: e.cfg.IMAPLeaseTTL, MaxMailboxes: e.cfg.IMAPMaxMailboxes,
+			StorageDir: e.cfg.MailRawDir, TLS: tlsCfg, Guard: guard, LeaseTTL: e.cfg.IMAPLeaseTTL, MaxMailboxes: e.cfg.IMAPMaxMailboxes,
 			PollInterval: e.cfg.IMAPPollInterval})
 	})
 	return nil
@@ -468,14 +492,14 @@ func runIMAP(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	g := lifecycle.New(log, cfg.ShutdownTimeout)
-	if err := e.addIMAP(g, producer); err != nil {
+	if err := e.addIMAP(ctx, g, producer); err != nil {
 		return err
 	}
 	return e.serveMetrics(ctx, g, cfg.MetricsAddr)
 }
 
 // addWorkers adds the asynq pools.
-func (e *env) addWorkers(g *lifecycle.Group, queues map[string]int) error {
+func (e *env) addWorkers(ctx context.Context, g *lifecycle.Group, queues map[string]int) error {
 	redisOpt, err := e.asynqRedis()
 	if err != nil {
 		return err
@@ -484,10 +508,16 @@ func (e *env) addWorkers(g *lifecycle.Group, queues map[string]int) error {
 	if err != nil {
 		return err
 	}
+	var notifyCfg notify.Config
+	if _, ok := queues[pipeline.QueueNotify]; ok {
+		if notifyCfg, err = e.notifyConfig(ctx); err != nil {
+			return err
+		}
+	}
 	g.Add("workers", func(ctx context.Context) error {
 		return workers.Run(ctx, workers.Config{Redis: redisOpt, Queues: queues, Logger: e.log, Registerer: e.metrics.Reg,
 			PollInterval: e.cfg.WorkerPollInterval,
-			Deps:         workers.Deps{AI: aiSvc, DB: e.db, Logger: e.log, DedupWindow: e.cfg.DedupWindow}})
+			Deps:         workers.Deps{AI: aiSvc, DB: e.db, Logger: e.log, DedupWindow: e.cfg.DedupWindow, Notify: notifyCfg}})
 	})
 	if _, ok := queues[pipeline.QueueSLA]; ok {
 		// Re-creates SLA timers Redis may have lost; idempotent.

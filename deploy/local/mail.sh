@@ -58,56 +58,13 @@ DOMAINS="acme.test globex.test example.test load.test atumdesk.test"
 
 READY_TIMEOUT=60
 
-log() { printf '[mail] %s\n' "$*"; }
-die() { printf '[mail] ERROR: %s\n' "$*" >&2; exit 1; }
-is_root() { [[ $EUID -eq 0 ]]; }
+LOG_TAG=mail
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 if is_root; then MAIL_USER=atumdesk-mail; else MAIL_USER="$(id -un)"; fi
 SUDO=()
 is_root || SUDO=(sudo)
-
-# The helpers below mirror deploy/local/stack.sh (kept separate so that each
-# script stands alone).
-log_tail() {
-  local file=$1
-  if [[ -s $file ]]; then
-    printf -- '--- last lines of %s ---\n' "$file" >&2
-    tail -n 40 "$file" >&2
-    printf -- '---\n' >&2
-  else
-    printf '(log %s is empty or missing)\n' "$file" >&2
-  fi
-}
-
-wait_until() {
-  local name=$1 logfile=$2; shift 2
-  local deadline=$((SECONDS + READY_TIMEOUT))
-  until "$@" >/dev/null 2>&1; do
-    if ((SECONDS >= deadline)); then
-      log_tail "$logfile"
-      die "$name was not ready after ${READY_TIMEOUT}s (log: $logfile)"
-    fi
-    sleep 0.3
-  done
-}
-
-alive() {
-  local stat
-  stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  [[ -n $stat && $stat != Z* ]]
-}
-
-pid_alive() {
-  local pidfile=$1 name=$2 pid
-  [[ -s $pidfile ]] || return 1
-  read -r pid <"$pidfile" || true
-  pid=${pid// /}
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  alive "$pid" || return 1
-  [[ "$(ps -o comm= -p "$pid" 2>/dev/null)" == "$name"* ]]
-}
-
-port_busy() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 # greets PORT PREFIX: the server on PORT sends a greeting line starting with PREFIX.
 greets() {
@@ -123,10 +80,6 @@ as_mail_user() {
 }
 
 # --- installation -----------------------------------------------------------
-
-pkg_installed() {
-  [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" == "install ok installed" ]]
-}
 
 install_missing() {
   local missing=() pkg

@@ -32,8 +32,9 @@ PORT="${ATUMDESK_OLLAMA_PORT:-11555}"
 READY_TIMEOUT=60
 export PATH="$PATH:/usr/local/go/bin"
 
-log() { printf '[ollama] %s\n' "$*" >&2; }
-die() { printf '[ollama] ERROR: %s\n' "$*" >&2; exit 1; }
+LOG_TAG=ollama
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 cache_dir() {
   if [[ -n ${ATUMDESK_OLLAMA_CACHE:-} ]]; then
@@ -48,18 +49,7 @@ cache_dir() {
 BIN_DIR="$(cache_dir)/$VERSION/bin"
 BIN="$BIN_DIR/ollama"
 
-alive() {
-  local stat
-  stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  [[ -n $stat && $stat != Z* ]]
-}
-
-running() {
-  local pid
-  [[ -s $PIDFILE ]] || return 1
-  read -r pid <"$PIDFILE" || true
-  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" && [[ "$(ps -o comm= -p "$pid" 2>/dev/null)" == ollama* ]]
-}
+running() { pid_alive "$PIDFILE" ollama; }
 
 ready() { curl -fs -o /dev/null --max-time 2 "http://$HOST:$PORT/api/version"; }
 

@@ -22,20 +22,9 @@ URL="http://127.0.0.1:8080"
 READY_TIMEOUT=60
 STOP_TIMEOUT=30
 
-log() { printf '[run] %s\n' "$*"; }
-die() { printf '[run] ERROR: %s\n' "$*" >&2; exit 1; }
-
-log_tail() {
-  printf -- '--- last lines of %s ---\n' "$LOGFILE" >&2
-  tail -n 60 "$LOGFILE" >&2 || true
-  printf -- '---\n' >&2
-}
-
-alive() {
-  local stat
-  stat=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
-  [[ -n $stat && $stat != Z* ]]
-}
+LOG_TAG=run
+# shellcheck source=deploy/local/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 app_pid() {
   local pid
@@ -89,6 +78,19 @@ cmd_start() {
   fi
 
   eval "$(bash "$STACK" env)"
+  # Outbound mail (the notify stage) through the local Postfix when
+  # deploy/local/mail.sh runs it and no SMTP server was given.
+  if [[ -z ${ATUMDESK_SMTP_HOST:-} ]] && (exec 3<>/dev/tcp/127.0.0.1/11025) 2>/dev/null; then
+    export ATUMDESK_SMTP_HOST=127.0.0.1 ATUMDESK_SMTP_PORT=11025 ATUMDESK_SMTP_SECURITY=none
+    export ATUMDESK_MAIL_FROM="${ATUMDESK_MAIL_FROM:-ATUM DESK <noreply@atumdesk.test>}"
+    log "outbound mail through the local Postfix (127.0.0.1:11025; read it with deploy/local/mail.sh's users)"
+  fi
+  # Mailboxes may not point at loopback by default (SSRF guard); the local
+  # Dovecot of deploy/local/mail.sh is allowed explicitly.
+  export ATUMDESK_IMAP_ALLOW_HOSTS="${ATUMDESK_IMAP_ALLOW_HOSTS:-127.0.0.1:11143,127.0.0.1:11993}"
+  if [[ -z ${ATUMDESK_IMAP_CA_FILE:-} && -f $DATA/mail/tls/cert.pem ]]; then
+    export ATUMDESK_IMAP_CA_FILE="$DATA/mail/tls/cert.pem"
+  fi
   export ATUMDESK_KAFKA_DATA_DIR="$DATA/kafka"
   mkdir -p "$ATUMDESK_KAFKA_DATA_DIR" "$DATA/log" "$DATA/run"
 
@@ -116,12 +118,12 @@ cmd_start() {
   local deadline=$((SECONDS + READY_TIMEOUT))
   until ready; do
     if ! alive "$pid"; then
-      log_tail
+      log_tail "$LOGFILE"
       rm -f "$PIDFILE"
       die "atumdesk exited during start-up"
     fi
     if ((SECONDS >= deadline)); then
-      log_tail
+      log_tail "$LOGFILE"
       stop_app
       die "atumdesk was not ready at $URL/readyz after ${READY_TIMEOUT}s"
     fi

@@ -83,9 +83,15 @@ const deskInboxRoute = createRoute({
   component: lazyRouteComponent(() => import('./pages/desk/Inbox'), 'Inbox'),
 });
 
+export const ADMIN_TABS = ['users', 'organization', 'services', 'sla', 'mailboxes', 'canned', 'tasks'] as const;
+export type AdminTab = (typeof ADMIN_TABS)[number];
+export interface AdminSearch { tab?: AdminTab }
 const deskAdminRoute = createRoute({
   getParentRoute: () => deskRoute,
   path: 'admin',
+  validateSearch: (s: Record<string, unknown>): AdminSearch => ({
+    tab: ADMIN_TABS.includes(s.tab as AdminTab) ? (s.tab as AdminTab) : undefined,
+  }),
   component: lazyRouteComponent(() => import('./pages/desk/Admin'), 'Admin'),
 });
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
+	"github.com/atumdesk/atumdesk/internal/netguard"
 	"github.com/atumdesk/atumdesk/internal/secretbox"
 	"github.com/atumdesk/atumdesk/internal/testenv"
 )
@@ -43,28 +43,8 @@ func envOr(name, def string) string {
 
 func testMail(t testing.TB) mailEnv {
 	t.Helper()
-	e := mailEnv{
-		imap:     envOr("ATUMDESK_TEST_IMAP_ADDR", "127.0.0.1:11143"),
-		imaps:    envOr("ATUMDESK_TEST_IMAPS_ADDR", "127.0.0.1:11993"),
-		smtp:     envOr("ATUMDESK_TEST_SMTP_ADDR", "127.0.0.1:11025"),
-		password: envOr("ATUMDESK_TEST_MAIL_PASSWORD", "atumdesk-mail-test"),
-	}
-	ca := envOr("ATUMDESK_TEST_MAIL_CA", "../../data/mail/tls/cert.pem")
-	pem, err := os.ReadFile(ca)
-	if err != nil {
-		t.Fatalf("mail test servers: CA certificate %s: %v (run `bash deploy/local/mail.sh up`, which `make test` does)", ca, err)
-	}
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(pem), "CA %s holds no certificate", ca)
-	e.tls = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	for _, a := range []string{e.imap, e.imaps, e.smtp} {
-		c, err := net.DialTimeout("tcp", a, 3*time.Second)
-		if err != nil {
-			t.Fatalf("mail test servers: %s is not reachable: %v (run `bash deploy/local/mail.sh up`, which `make test` does)", a, err)
-		}
-		_ = c.Close()
-	}
-	return e
+	m := testenv.Mail(t)
+	return mailEnv{imap: m.IMAP, imaps: m.IMAPS, smtp: m.SMTP, password: m.Password, tls: m.TLS}
 }
 
 // got is one message the test sink received.
@@ -188,7 +168,10 @@ func (h *harness) run(mods ...func(*Config)) (p *Poller, stop func()) {
 // start is run with knob applied to the poller before it runs.
 func (h *harness) start(knob func(*Poller), mods ...func(*Config)) (p *Poller, stop func()) {
 	h.t.Helper()
-	cfg := Config{DB: h.db, Sink: h.sink, Secrets: h.box, TLS: h.env.tls, StorageDir: h.raw,
+	// The local Dovecot is on loopback, which the guard refuses by default.
+	guard, err := netguard.New([]string{h.env.imap, h.env.imaps})
+	require.NoError(h.t, err)
+	cfg := Config{DB: h.db, Sink: h.sink, Secrets: h.box, TLS: h.env.tls, StorageDir: h.raw, Guard: guard,
 		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 		LeaseTTL: 3 * time.Second, RenewInterval: 500 * time.Millisecond, ReplayInterval: 200 * time.Millisecond,
 		SinkBackoff: 20 * time.Millisecond, ReconnectMin: 100 * time.Millisecond, ReconnectMax: time.Second}
@@ -198,7 +181,7 @@ func (h *harness) start(knob func(*Poller), mods ...func(*Config)) (p *Poller, s
 	for _, m := range mods {
 		m(&cfg)
 	}
-	p, err := New(cfg)
+	p, err = New(cfg)
 	require.NoError(h.t, err)
 	if knob != nil {
 		knob(p)

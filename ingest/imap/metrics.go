@@ -1,9 +1,6 @@
 package imap
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/atumdesk/atumdesk/internal/metrics"
@@ -50,44 +47,29 @@ func newPollerMetrics(reg prometheus.Registerer) (*pollerMetrics, error) {
 		return m, nil
 	}
 	var err error
-	if m.messages, err = register(reg, m.messages); err != nil {
+	if m.messages, err = metrics.Register(reg, m.messages); err != nil {
 		return nil, err
 	}
-	if m.sinkErrors, err = register(reg, m.sinkErrors); err != nil {
+	if m.sinkErrors, err = metrics.Register(reg, m.sinkErrors); err != nil {
 		return nil, err
 	}
-	if m.sinkTime, err = register(reg, m.sinkTime); err != nil {
+	if m.sinkTime, err = metrics.Register(reg, m.sinkTime); err != nil {
 		return nil, err
 	}
-	if m.held, err = register(reg, m.held); err != nil {
+	if m.held, err = metrics.Register(reg, m.held); err != nil {
 		return nil, err
 	}
-	if m.sessions, err = register(reg, m.sessions); err != nil {
+	if m.sessions, err = metrics.Register(reg, m.sessions); err != nil {
 		return nil, err
 	}
-	if m.leaseLost, err = register(reg, m.leaseLost); err != nil {
+	if m.leaseLost, err = metrics.Register(reg, m.leaseLost); err != nil {
 		return nil, err
 	}
-	if m.resets, err = register(reg, m.resets); err != nil {
+	if m.resets, err = metrics.Register(reg, m.resets); err != nil {
 		return nil, err
 	}
-	if m.replays, err = register(reg, m.replays); err != nil {
+	if m.replays, err = metrics.Register(reg, m.replays); err != nil {
 		return nil, err
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector registered before under
-// the same name (a second poller in one process shares the first's).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	if err != nil {
-		return c, fmt.Errorf("imap: register metrics: %w", err)
-	}
-	return c, nil
 }

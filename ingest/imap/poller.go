@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"github.com/atumdesk/atumdesk/internal/netguard"
 	"github.com/atumdesk/atumdesk/internal/secretbox"
 )
 
@@ -51,6 +52,10 @@ type Config struct {
 	// TLS is the base TLS configuration (e.g. RootCAs for a private CA);
 	// ServerName is set per mailbox. nil: system roots.
 	TLS *tls.Config
+	// Guard is checked on every address dialled (after DNS): internal
+	// addresses are refused unless its allow-list names them. nil: no
+	// internal address at all (netguard's default).
+	Guard *netguard.Guard
 	// Owner names this process in the leases (default host-pid-random).
 	Owner string
 	// LeaseTTL: a lease not renewed for this long is taken over (default

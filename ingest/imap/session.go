@@ -173,8 +173,12 @@ func (p *Poller) password(mb *mailbox) (string, error) {
 func (p *Poller) dial(mb *mailbox, onMailbox func(*imapclient.UnilateralDataMailbox)) (*imapclient.Client, error) {
 	addr := net.JoinHostPort(mb.IMAPHost, strconv.Itoa(mb.IMAPPort))
 	opts := &imapclient.Options{
-		// Keep-alive probes find a dead peer even while IDLE reads without a deadline.
-		Dialer:                &net.Dialer{Timeout: p.cfg.DialTimeout, KeepAlive: 30 * time.Second},
+		// Keep-alive probes find a dead peer even while IDLE reads without a
+		// deadline. Control refuses internal addresses on the address
+		// actually dialled, so DNS rebinding cannot get past the check the
+		// API made when the mailbox was saved.
+		Dialer: &net.Dialer{Timeout: p.cfg.DialTimeout, KeepAlive: 30 * time.Second,
+			Control: p.cfg.Guard.Control(mb.IMAPHost)},
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{Mailbox: onMailbox},
 	}
 	if mb.IMAPTLS != models.IMAPNone {

@@ -94,9 +94,13 @@ type Message struct {
 	ReplyTo []Address `json:"reply_to,omitempty"`
 	To      []Address `json:"to,omitempty"`
 	Cc      []Address `json:"cc,omitempty"`
-	Subject string    `json:"subject"`
-	Date    time.Time `json:"date"`
-	HasDate bool      `json:"-"`
+	// DeliveredTo holds the envelope recipients the receiving server
+	// recorded (Delivered-To, X-Original-To): a plus-addressed reply token
+	// survives there when the visible To does not carry it.
+	DeliveredTo []Address `json:"delivered_to,omitempty"`
+	Subject     string    `json:"subject"`
+	Date        time.Time `json:"date"`
+	HasDate     bool      `json:"-"`
 	// Threading headers: message IDs without angle brackets.
 	MessageID  string   `json:"message_id,omitempty"`
 	InReplyTo  string   `json:"in_reply_to,omitempty"`

@@ -202,6 +202,7 @@ func readHeader(m *Message, h textproto.MIMEHeader) {
 	m.ReplyTo = addressList(m, "Reply-To", h.Get("Reply-To"))
 	m.To = addressList(m, "To", strings.Join(h.Values("To"), ", "))
 	m.Cc = addressList(m, "Cc", strings.Join(h.Values("Cc"), ", "))
+	m.DeliveredTo = addressList(m, "Delivered-To", strings.Join(append(h.Values("Delivered-To"), h.Values("X-Original-To")...), ", "))
 	if ids := msgIDs(h.Get("Message-Id")); len(ids) > 0 {
 		m.MessageID = ids[0]
 	}

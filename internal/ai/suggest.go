@@ -233,8 +233,10 @@ func (s *Service) kbArticles(ctx context.Context, orgID uuid.UUID) ([]kbArticle,
 		return e.articles, nil
 	}
 	var rows []kbArticle
+	// Public articles only: they ground reply drafts a customer may read,
+	// so an internal (staff-only) article must never be quoted from.
 	err := s.db.WithContext(ctx).Raw(`SELECT id, title, slug, content, updated_at FROM kb_articles
-		WHERE org_id = ? AND is_published ORDER BY updated_at DESC LIMIT ?`, orgID, maxKBArticles).Scan(&rows).Error
+		WHERE org_id = ? AND is_published AND visibility = 'public' ORDER BY updated_at DESC LIMIT ?`, orgID, maxKBArticles).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("ai: kb articles: %w", err)
 	}
@@ -280,7 +282,7 @@ func (s *Service) suggestKB(ctx context.Context, orgID uuid.UUID, text string, k
 	}
 	var fts []uuid.UUID
 	if err := s.db.WithContext(ctx).Raw(`SELECT id FROM kb_articles
-		WHERE org_id = ? AND is_published AND search @@ plainto_tsquery('simple', ?)
+		WHERE org_id = ? AND is_published AND visibility = 'public' AND search @@ plainto_tsquery('simple', ?)
 		ORDER BY ts_rank(search, plainto_tsquery('simple', ?)) DESC LIMIT 20`, orgID, excerpt(text, 500), excerpt(text, 500)).
 		Scan(&fts).Error; err != nil {
 		return nil, fmt.Errorf("ai: kb search: %w", err)

@@ -55,18 +55,37 @@ const (
 	// AIUse reads AI suggestions: triage, similar tickets, KB articles and
 	// reply drafts (staff only: they draw on the whole organisation).
 	AIUse Permission = "ai:use"
+	// ServicesRead lists the organisation's services (customers only the
+	// active ones: they pick one when filing); ServicesManage creates,
+	// changes and deletes or deactivates them.
+	ServicesRead   Permission = "services:read"
+	ServicesManage Permission = "services:manage"
+	// CannedUse reads one's own and the shared canned responses and writes
+	// one's own; CannedShare also shares them and changes shared ones.
+	CannedUse   Permission = "canned:use"
+	CannedShare Permission = "canned:share"
+	// KBRead reads the knowledge base (customers: published public
+	// articles only); KBWrite writes draft articles; KBPublish publishes,
+	// changes published articles and manages categories.
+	KBRead    Permission = "kb:read"
+	KBWrite   Permission = "kb:write"
+	KBPublish Permission = "kb:publish"
 )
 
-var customer = []Permission{Authenticated, OrgsRead, TicketsCreate, TicketsRead, TicketsTransition, CommentsCreate, StreamRead}
-var staff = append(slices.Clone(customer), UsersRead, TicketsUpdate, CommentsInternal, TicketsAudit, SLARead, AIUse)
+var customer = []Permission{Authenticated, OrgsRead, TicketsCreate, TicketsRead, TicketsTransition, CommentsCreate, StreamRead,
+	ServicesRead, KBRead}
+var staff = append(slices.Clone(customer), UsersRead, TicketsUpdate, CommentsInternal, TicketsAudit, SLARead, AIUse,
+	CannedUse, KBWrite)
 
 // grants is the policy: role -> permissions.
 var grants = map[models.Role][]Permission{
 	models.RoleCustomerUser:  append(slices.Clone(customer), CSATSubmit),
 	models.RoleCustomerAdmin: append(slices.Clone(customer), UsersRead, UsersWrite, CSATSubmit),
 	models.RoleAgent:         staff,
-	models.RoleManager:       append(slices.Clone(staff), UsersWrite, TicketsAccept, TicketsAssign, AuditRead, CSATRead, SLAManage),
-	models.RoleAdmin:         append(slices.Clone(staff), UsersWrite, TicketsAccept, TicketsAssign, AuditRead, OrgsWrite, TasksAdmin, CSATRead, MailboxesAdmin, SLAManage),
+	models.RoleManager: append(slices.Clone(staff), UsersWrite, TicketsAccept, TicketsAssign, AuditRead, CSATRead, SLAManage,
+		CannedShare, KBPublish),
+	models.RoleAdmin: append(slices.Clone(staff), UsersWrite, TicketsAccept, TicketsAssign, AuditRead, OrgsWrite, TasksAdmin, CSATRead, MailboxesAdmin, SLAManage,
+		ServicesManage, CannedShare, KBPublish),
 }
 
 // Can reports whether role holds perm. Public is held by everyone.

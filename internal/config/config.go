@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/mail"
 	"net/netip"
 	"net/url"
 	"reflect"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/atumdesk/atumdesk/internal/netguard"
 	"github.com/atumdesk/atumdesk/internal/secretbox"
 )
 
@@ -84,6 +86,11 @@ type Config struct {
 	// IMAPCAFile: PEM certificates trusted for IMAP TLS besides the system's
 	// (e.g. the local test server's, data/mail/tls/cert.pem).
 	IMAPCAFile string `env:"IMAP_CA_FILE"`
+	// IMAPAllowHosts lets mailboxes reach addresses that are refused by
+	// default (loopback, private, link-local, metadata: SECURITY.md §1.3):
+	// CIDRs, IPs, host names, each optionally with :port. Checked when a
+	// mailbox is saved and on the address actually dialled.
+	IMAPAllowHosts []string `env:"IMAP_ALLOW_HOSTS" envSeparator:","`
 
 	// AI (internal/ai). AIProvider serves organisations whose
 	// settings.ai.provider names none: builtin needs no external service.
@@ -101,6 +108,24 @@ type Config struct {
 	OllamaDraftModel  string        `env:"OLLAMA_DRAFT_MODEL" envDefault:"llama3.2"`
 	OllamaTimeout     time.Duration `env:"OLLAMA_TIMEOUT" envDefault:"20s"`
 	OllamaRetries     int           `env:"OLLAMA_RETRIES" envDefault:"1"`
+
+	// Outbound e-mail (workers/notify). Without SMTPHost nothing is sent:
+	// every notification is recorded as suppressed ("smtp not configured").
+	// SMTPSecurity is starttls, tls (implicit) or none (loopback only, no
+	// AUTH); SMTPCAFile adds PEM roots trusted for its TLS.
+	SMTPHost     string `env:"SMTP_HOST"`
+	SMTPPort     int    `env:"SMTP_PORT" envDefault:"587"`
+	SMTPSecurity string `env:"SMTP_SECURITY" envDefault:"starttls"`
+	SMTPUsername string `env:"SMTP_USERNAME"`
+	SMTPPassword string `env:"SMTP_PASSWORD"`
+	SMTPCAFile   string `env:"SMTP_CA_FILE"`
+	// MailFrom sends the mail of organisations without an active mailbox,
+	// and the SLA escalations to staff (so a staff answer does not land in
+	// the support mailbox).
+	MailFrom string `env:"MAIL_FROM"`
+	// MailAckLimit caps automatic acknowledgements to one address per hour
+	// (mail loops, SECURITY.md §2.4); 0 sends none.
+	MailAckLimit int `env:"MAIL_ACK_LIMIT" envDefault:"5"`
 
 	// TrustedProxyPrefixes is TrustedProxies parsed; filled by Load.
 	TrustedProxyPrefixes []netip.Prefix `env:"-"`
@@ -235,6 +260,9 @@ func (c *Config) validate() error {
 	if c.IMAPMaxMailboxes < 0 {
 		bad("IMAP_MAX_MAILBOXES", "want 0 (no cap) or more, got %d", c.IMAPMaxMailboxes)
 	}
+	if _, err := netguard.New(c.IMAPAllowHosts); err != nil {
+		bad("IMAP_ALLOW_HOSTS", "want CIDRs, IPs or host names, each optionally with :port: %v", err)
+	}
 	if c.AIProvider != "builtin" && c.AIProvider != "ollama" {
 		bad("AI_PROVIDER", "want builtin or ollama, got %q", c.AIProvider)
 	}
@@ -252,7 +280,36 @@ func (c *Config) validate() error {
 	if c.OllamaRetries < 0 || c.OllamaRetries > 5 {
 		bad("OLLAMA_RETRIES", "want 0..5, got %d", c.OllamaRetries)
 	}
+	c.validateSMTP(bad)
 	return errors.Join(errs...)
+}
+
+// validateSMTP checks the outbound mail settings.
+func (c *Config) validateSMTP(bad func(name, format string, args ...any)) {
+	if c.SMTPPort < 1 || c.SMTPPort > 65535 {
+		bad("SMTP_PORT", "want 1..65535, got %d", c.SMTPPort)
+	}
+	switch c.SMTPSecurity {
+	case "starttls", "tls":
+	case "none":
+		// Plain text only to a relay on this machine, and never with a password.
+		if ip := net.ParseIP(c.SMTPHost); c.SMTPHost != "" && c.SMTPHost != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			bad("SMTP_SECURITY", "none is allowed only for a loopback SMTP_HOST, got %q", c.SMTPHost)
+		}
+		if c.SMTPUsername != "" {
+			bad("SMTP_SECURITY", "none cannot be used with SMTP_USERNAME (AUTH over plain text)")
+		}
+	default:
+		bad("SMTP_SECURITY", "want starttls, tls or none, got %q", c.SMTPSecurity)
+	}
+	if c.MailFrom != "" {
+		if a, err := mail.ParseAddress(c.MailFrom); err != nil || strings.ContainsAny(c.MailFrom, "\r\n") || !strings.Contains(a.Address, "@") {
+			bad("MAIL_FROM", "want an e-mail address such as \"ATUM DESK <noreply@example.com>\", got %q", c.MailFrom)
+		}
+	}
+	if c.MailAckLimit < 0 || c.MailAckLimit > 1000 {
+		bad("MAIL_ACK_LIMIT", "want 0..1000, got %d", c.MailAckLimit)
+	}
 }
 
 // EmbeddedKafka reports whether the in-process broker is used.

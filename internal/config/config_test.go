@@ -28,6 +28,10 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		"ATUMDESK_ACCESS_TOKEN_TTL":   "1s",
 		"ATUMDESK_TRUSTED_PROXIES":    "10.0.0.0/99",
 		"ATUMDESK_DATABASE_MAX_CONNS": "many",
+		"ATUMDESK_SMTP_SECURITY":      "ssl",
+		"ATUMDESK_SMTP_PORT":          "0",
+		"ATUMDESK_MAIL_FROM":          "not an address",
+		"ATUMDESK_MAIL_ACK_LIMIT":     "-1",
 	}
 	for name, val := range cases {
 		_, err := Load(map[string]string{name: val})
@@ -37,6 +41,22 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("%s=%q: error %q does not name the variable", name, val, err)
+		}
+	}
+}
+
+// Plain-text SMTP only to this machine, and never with a password.
+func TestSMTPNoneOnlyOnLoopback(t *testing.T) {
+	for env, ok := range map[[3]string]bool{
+		{"127.0.0.1", "none", ""}:                true,
+		{"localhost", "none", ""}:                true,
+		{"smtp.example.com", "none", ""}:         false,
+		{"127.0.0.1", "none", "user"}:            false,
+		{"smtp.example.com", "starttls", "user"}: true,
+	} {
+		_, err := Load(map[string]string{"ATUMDESK_SMTP_HOST": env[0], "ATUMDESK_SMTP_SECURITY": env[1], "ATUMDESK_SMTP_USERNAME": env[2]})
+		if (err == nil) != ok {
+			t.Errorf("%v: err = %v", env, err)
 		}
 	}
 }

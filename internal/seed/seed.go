@@ -1,6 +1,7 @@
 // Package seed creates the demo tenants: organisations acme and globex, one
-// user of each role in acme, a customer in globex, services and an SLA
-// policy. Running it again creates nothing twice.
+// user of each role in acme, a customer in globex, services, an SLA policy,
+// and acme's knowledge base and canned responses. Running it again creates
+// nothing twice.
 package seed
 
 import (
@@ -70,6 +71,9 @@ func Demo(ctx context.Context, db *gorm.DB, password string) ([]Login, error) {
 				}
 			}
 			if err := upsertPolicy(tx, orgID, o.tz); err != nil {
+				return err
+			}
+			if err := upsertCatalog(tx, orgID, o.slug); err != nil {
 				return err
 			}
 		}

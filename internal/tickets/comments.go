@@ -29,6 +29,12 @@ type NewComment struct {
 	// IsAIGenerated marks a reply an agent sent from an AI draft (staff only).
 	IsAIGenerated bool
 	Channel       models.Channel // defaults to web
+	// SourceMessageID is the Message-ID of the e-mail the comment came
+	// from: unique per organisation, so the same mail twice is refused
+	// (Conflict) rather than added twice. ThreadReason says why that mail
+	// was threaded onto this ticket (models.ThreadInReplyTo, …).
+	SourceMessageID string
+	ThreadReason    string
 }
 
 // Comment is a comment with its author's display name.
@@ -63,7 +69,8 @@ func (s *Service) AddComment(ctx context.Context, a Actor, ticketID uuid.UUID, i
 			return err
 		}
 		cm = models.Comment{ID: models.NewID(), OrgID: c.t.OrgID, TicketID: c.t.ID, AuthorID: &a.UserID,
-			Content: body.Text, ContentHTML: body.HTML, IsInternal: in.IsInternal, IsAIGenerated: in.IsAIGenerated, Channel: in.Channel}
+			Content: body.Text, ContentHTML: body.HTML, IsInternal: in.IsInternal, IsAIGenerated: in.IsAIGenerated, Channel: in.Channel,
+			SourceMessageID: nonEmpty(in.SourceMessageID), ThreadReason: nonEmpty(in.ThreadReason)}
 		if err := c.tx.Create(&cm).Error; err != nil {
 			return fmt.Errorf("tickets: insert comment: %w", err)
 		}
@@ -89,8 +96,11 @@ func (c *change) afterComment(cm *models.Comment) error {
 		}
 		c.t.FirstRespondedAt, firstResponse = &c.now, true
 	}
-	if err := c.audit("comment.added", "comment", cm.ID, nil,
-		map[string]any{"is_internal": cm.IsInternal, "channel": cm.Channel}); err != nil {
+	after := map[string]any{"is_internal": cm.IsInternal, "channel": cm.Channel}
+	if cm.ThreadReason != nil {
+		after["thread_reason"], after["source_message_id"] = *cm.ThreadReason, cm.SourceMessageID
+	}
+	if err := c.audit("comment.added", "comment", cm.ID, nil, after); err != nil {
 		return err
 	}
 	data := map[string]any{"comment_id": cm.ID, "author_id": cm.AuthorID, "is_internal": cm.IsInternal,
@@ -124,6 +134,13 @@ func (c *change) afterComment(cm *models.Comment) error {
 		return c.moveTo(to, "", "customer_reply", nil)
 	}
 	return nil
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func (s *Service) commentBody(in NewComment) (RichText, error) {

@@ -75,15 +75,17 @@ func (a Actor) requesterSide(t *models.Ticket) bool {
 var errTicketNotFound = apperr.New(apperr.NotFound, "Ticket not found.")
 
 // visible scopes a tickets query to what a may see: staff and
-// customer_admins every ticket of their organisation, customer_users only
-// the tickets they requested. Anything else is "not found".
+// customer_admins every ticket of their organisation, customer_users the
+// tickets they requested or watch (a colleague in Cc, who may also reply
+// by e-mail). Anything else is "not found".
 func visible(q *gorm.DB, a Actor) *gorm.DB {
 	q = q.Where("tickets.org_id = ?", a.OrgID)
 	switch {
 	case a.Role.IsStaff() || a.Role == models.RoleCustomerAdmin:
 		return q
 	case a.Role == models.RoleCustomerUser:
-		return q.Where("tickets.requester_id = ?", a.UserID)
+		return q.Where("(tickets.requester_id = ? OR tickets.id IN (SELECT w.ticket_id FROM ticket_watchers w WHERE w.user_id = ?))",
+			a.UserID, a.UserID)
 	}
 	return q.Where("false")
 }

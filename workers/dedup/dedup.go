@@ -15,10 +15,10 @@
 // in one transaction together with the inbox row processed_events(dedup,
 // event id), so running the task twice changes nothing more.
 //
-// The notify stage must not send the requester a second acknowledgement:
-// before acknowledging a new ticket it calls Verdict with the ticket.created
-// event id it is handling, waits (retries) while the verdict is not decided,
-// and skips the acknowledgement when the ticket is a duplicate.
+// The requester must not get a second acknowledgement: when the ticket
+// repeats no open ticket, the same transaction emits ticket.dedup_passed
+// (staff), and the notify stage acknowledges a new ticket on that event
+// only. A duplicate, or a ticket already decided or closed, gets none.
 package dedup
 
 import (
@@ -148,8 +148,11 @@ func (h *Handler) Process(ctx context.Context, p pipeline.TaskPayload) (Result, 
 		}
 
 		orig, reason, err := h.findOriginal(tx, &t)
-		if err != nil || orig == nil {
+		if err != nil {
 			return err
+		}
+		if orig == nil {
+			return emitPassed(ctx, tx, &t)
 		}
 		if err := markDuplicate(ctx, tx, &t, orig, reason); err != nil {
 			return err
@@ -290,21 +293,16 @@ func markDuplicate(ctx context.Context, tx *gorm.DB, t *ticketRow, orig *candida
 	return pipeline.EmitEvents(ctx, tx, ev)
 }
 
-// Verdict tells the notify stage whether dedup has decided on the ticket
-// of the ticket.created event eventID, and if so whether it is a duplicate
-// (duplicateOf non-nil: send no acknowledgement).
-func Verdict(ctx context.Context, db *gorm.DB, orgID, ticketID, eventID uuid.UUID) (decided bool, duplicateOf *uuid.UUID, err error) {
-	var row struct {
-		Decided       bool
-		IsDuplicateOf *uuid.UUID
-	}
-	err = db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM processed_events WHERE consumer = ? AND event_id = ?) AS decided,
-		(SELECT is_duplicate_of FROM tickets WHERE org_id = ? AND id = ?) AS is_duplicate_of`,
-		Consumer, eventID, orgID, ticketID).Scan(&row).Error
+// emitPassed records that t repeats no open ticket: the notify stage
+// acknowledges it on this event.
+func emitPassed(ctx context.Context, tx *gorm.DB, t *ticketRow) error {
+	ev, err := pipeline.NewEvent(pipeline.EventDedupPassed,
+		pipeline.TicketRef{OrgID: t.OrgID, TicketID: t.ID, RequesterID: t.RequesterID},
+		nil, pipeline.AudienceStaff, map[string]any{"number": t.Number})
 	if err != nil {
-		return false, nil, fmt.Errorf("dedup: verdict: %w", err)
+		return err
 	}
-	return row.Decided, row.IsDuplicateOf, nil
+	return pipeline.EmitEvents(ctx, tx, ev)
 }
 
 var replyPrefix = regexp.MustCompile(`^(?:(?:re|fwd?)(?:\s*\[\d+\])?\s*:\s*)+`)

@@ -134,15 +134,8 @@ func TestDuplicateLinkedOnceEvenWhenRunTwice(t *testing.T) {
 	require.Nil(t, f.run(dup).DuplicateOf)
 	require.EqualValues(t, 1, f.count(`SELECT count(*) FROM ticket_relationships`))
 
-	// the verdict the notify stage reads: decided, and a duplicate
-	decided, of, err := dedup.Verdict(context.Background(), f.db, f.org, dup, p.EventID)
-	require.NoError(t, err)
-	require.True(t, decided)
-	require.Equal(t, &orig, of)
-	decided, of, err = dedup.Verdict(context.Background(), f.db, f.org, orig, uuid.New())
-	require.NoError(t, err)
-	require.False(t, decided)
-	require.Nil(t, of)
+	// a duplicate is never acknowledged: no ticket.dedup_passed for it
+	require.EqualValues(t, 0, f.count(`SELECT count(*) FROM outbox WHERE event_type = ?`, pipeline.EventDedupPassed))
 }
 
 func TestNotLinked(t *testing.T) {
@@ -162,14 +155,27 @@ func TestNotLinked(t *testing.T) {
 	f.ticket(ticket{requester: f.alice, subject: "VPN down again", body: body, age: time.Minute})
 
 	n := f.ticket(ticket{requester: f.alice, subject: subject, body: body})
-	res := f.run(n)
+	p := f.payload(n)
+	res, err := f.handler.Process(context.Background(), p)
+	require.NoError(t, err)
 	require.False(t, res.AlreadyProcessed)
 	require.Nil(t, res.DuplicateOf)
 	require.Nil(t, f.duplicateOf(n))
 	require.EqualValues(t, 0, f.count(`SELECT count(*) FROM ticket_relationships`))
-	require.EqualValues(t, 0, f.count(`SELECT count(*) FROM outbox`))
-	// the verdict is decided: not a duplicate, so notify acknowledges
-	require.EqualValues(t, 1, f.count(`SELECT count(*) FROM processed_events WHERE consumer = 'dedup'`))
+	// not a duplicate: one staff ticket.dedup_passed, which notify acknowledges
+	require.EqualValues(t, 1, f.count(`SELECT count(*) FROM outbox`))
+	var payload []byte
+	require.NoError(t, f.db.Raw(`SELECT payload FROM outbox WHERE event_type = ?`, pipeline.EventDedupPassed).Row().Scan(&payload))
+	var ev pipeline.Event
+	require.NoError(t, json.Unmarshal(payload, &ev))
+	require.Equal(t, pipeline.AudienceStaff, ev.Audience)
+	require.Equal(t, n, ev.TicketID)
+	require.Equal(t, f.alice, ev.RequesterID)
+	// the event redelivered: nothing more
+	res, err = f.handler.Process(context.Background(), p)
+	require.NoError(t, err)
+	require.True(t, res.AlreadyProcessed)
+	require.EqualValues(t, 1, f.count(`SELECT count(*) FROM outbox`))
 }
 
 func TestOriginalIsEarliestOpenTicket(t *testing.T) {

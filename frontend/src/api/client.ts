@@ -14,6 +14,7 @@ export type Role = components['schemas']['Role'];
 export type CSAT = components['schemas']['CSAT'];
 export type AuditEntry = components['schemas']['AuditEntry'];
 export type Attachment = components['schemas']['Attachment'];
+export type TicketAttachment = paths['/api/v1/tickets/{ticketID}/attachments']['get']['responses'][200]['content']['application/json']['items'][number];
 export type Problem = components['schemas']['Problem'];
 export type LiveEvent = components['schemas']['Event'];
 

@@ -4,6 +4,74 @@
  */
 
 export interface paths {
+    "/healthz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Liveness; never touches a dependency. */
+        get: operations["healthz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Readiness; every dependency is probed (3 s budget). */
+        get: operations["readyz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Prometheus metrics in the text exposition format. */
+        get: operations["metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/openapi.yaml": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description This document. */
+        get: operations["getOpenAPI"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/login": {
         parameters: {
             query?: never;
@@ -13,6 +81,12 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /**
+         * @description Signs in. Failures are counted per address and account: after
+         *     LoginMaxFails within the window the answer is 429 with
+         *     Retry-After, even for the right password. An unknown account and a
+         *     wrong password answer the same 401.
+         */
         post: operations["login"];
         delete?: never;
         options?: never;
@@ -29,7 +103,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Rotates the refresh token from the body or the cookie. */
+        /**
+         * @description Rotates the refresh token taken from the body or, without one, the
+         *     cookie. Reusing a rotated token revokes its whole family.
+         */
         post: operations["refresh"];
         delete?: never;
         options?: never;
@@ -46,7 +123,25 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description Revokes the refresh token's family (body or cookie) and clears the cookie. */
         post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password/change": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Changes the caller's password and revokes every refresh token of theirs. */
+        post: operations["changePassword"];
         delete?: never;
         options?: never;
         head?: never;
@@ -61,12 +156,50 @@ export interface paths {
             cookie?: never;
         };
         get: operations["getMe"];
+        /** @description Replaces the caller's own profile (name, time zone, locale); role and e-mail are not theirs to change. */
+        put: operations["putMe"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/organizations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The caller's own organisation (a list of one). */
+        get: operations["listOrganizations"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/v1/organizations/{orgID}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                orgID: components["parameters"]["OrgID"];
+            };
+            cookie?: never;
+        };
+        /** @description Customers see the public part only (no calendar, allow-list or settings). */
+        get: operations["getOrganization"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** @description Changes the given fields; a calendar change recomputes the SLA due times of running tickets. Audited. */
+        patch: operations["patchOrganization"];
         trace?: never;
     };
     "/api/v1/users": {
@@ -76,9 +209,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** @description Users of the caller's organisation, by id; customer admins see customer accounts only. */
         get: operations["listUsers"];
         put?: never;
-        post?: never;
+        /** @description Creates a user with a role strictly below the caller's (customer admins create customer users only). Audited. */
+        post: operations["createUser"];
         delete?: never;
         options?: never;
         head?: never;
@@ -89,10 +224,46 @@ export interface paths {
         parameters: {
             query?: never;
             header?: never;
-            path?: never;
+            path: {
+                userID: components["parameters"]["UserID"];
+            };
             cookie?: never;
         };
         get: operations["getUser"];
+        put?: never;
+        post?: never;
+        /** @description Deactivates (users are referenced by tickets and the audit log, so never removed) and revokes their sessions. */
+        delete: operations["deleteUser"];
+        options?: never;
+        head?: never;
+        /**
+         * @description Changes a user ranked below the caller (never the caller: use
+         *     /api/v1/me). A role change or deactivation revokes their sessions.
+         *     Audited with before and after.
+         */
+        patch: operations["patchUser"];
+        trace?: never;
+    };
+    "/api/v1/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description Server-sent events of the caller's organisation as their role may
+         *     see them: staff everything, customer admins the public events of
+         *     the organisation, customer users the public events of their own
+         *     tickets (never an internal note). A browser's EventSource passes
+         *     the token as ?access_token= (this route only). The stream opens
+         *     with event "ready" ({"status":"live"} or {"status":"resumed",
+         *     "replayed":n}) or "reset" (resume point too old: refetch);
+         *     domain events are unnamed and carry an Event as data; ": hb"
+         *     comments keep the connection alive. It ends when the token
+         *     expires; reconnect with Last-Event-ID.
+         */
+        get: operations["stream"];
         put?: never;
         post?: never;
         delete?: never;
@@ -108,8 +279,22 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * @description A page of the tickets the caller may see (customer users: their
+         *     own; customer admins: their organisation's; staff: all), newest
+         *     first unless order=oldest. Queues: new (the manager inbox),
+         *     mine (assigned to the caller), unassigned, all.
+         */
         get: operations["listTickets"];
         put?: never;
+        /**
+         * @description Files a ticket. It is on the inbound topic before the answer: 202
+         *     with its final id (GET status_url answers 404 until the pipeline
+         *     stored it, typically within milliseconds), or with Prefer: wait=N
+         *     201 with the ticket once stored. Uploads listed in attachment_ids
+         *     (POST /api/v1/attachments) move onto the ticket. The portal's plain
+         *     HTML form posts the same fields form-encoded (same-origin only).
+         */
         post: operations["createTicket"];
         delete?: never;
         options?: never;
@@ -126,12 +311,14 @@ export interface paths {
             };
             cookie?: never;
         };
+        /** @description The ticket; customers get no staff-only fields. */
         get: operations["getTicket"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
+        /** @description Staff change priority and service (null clears it); audited with before and after. A closed or cancelled ticket is read-only (409). */
         patch: operations["patchTicket"];
         trace?: never;
     };
@@ -146,6 +333,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description new → accepted (managers); the SLA clock starts. Audited as ticket.accepted with user, time and address. */
         post: operations["acceptTicket"];
         delete?: never;
         options?: never;
@@ -164,6 +352,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description accepted → assigned, or hands an open ticket to another staff member (managers). The agent is notified. */
         post: operations["assignTicket"];
         delete?: never;
         options?: never;
@@ -182,6 +371,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /**
+         * @description Moves the ticket if the status machine lets the caller (the
+         *     ticket's allowed_transitions); otherwise 409 listing them.
+         */
         post: operations["changeTicketStatus"];
         delete?: never;
         options?: never;
@@ -200,6 +393,12 @@ export interface paths {
         };
         get: operations["listComments"];
         put?: never;
+        /**
+         * @description A public reply, or an internal note (staff). Rich text is sanitised
+         *     to a safe subset. A requester-side reply moves waiting_customer back
+         *     to in_progress and reopens a recently resolved ticket; a closed or
+         *     cancelled ticket is read-only (409).
+         */
         post: operations["createComment"];
         delete?: never;
         options?: never;
@@ -216,9 +415,39 @@ export interface paths {
             };
             cookie?: never;
         };
+        /** @description The ticket's history, newest first (staff; IP and user agent only for holders of audit:read). */
         get: operations["ticketAudit"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tickets/{ticketID}/attachments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ticketID: components["parameters"]["TicketID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * @description The ticket's files and its comments' files, oldest first.
+         *     Customers never receive a file of an internal note; staff see
+         *     those with is_internal true.
+         */
+        get: operations["listTicketAttachments"];
+        put?: never;
+        /**
+         * @description Uploads a file straight onto a ticket the caller can see (public:
+         *     the ticket's customers see it). Same checks as
+         *     POST /api/v1/attachments; a closed or cancelled ticket is
+         *     read-only (409). Audited; emits attachment.added.
+         */
+        post: operations["attachToTicket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -234,8 +463,14 @@ export interface paths {
             };
             cookie?: never;
         };
+        /** @description The ticket's satisfaction survey; a resolved or closed ticket without one gets its invitation here. */
         get: operations["getCSAT"];
         put?: never;
+        /**
+         * @description The requester's one rating of a resolved or closed ticket. Someone
+         *     else who can see the ticket gets 403; a ticket not resolved or
+         *     closed, or a second answer, 409.
+         */
         post: operations["submitCSAT"];
         delete?: never;
         options?: never;
@@ -252,6 +487,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /**
+         * @description Streams a file into storage, not yet attached: list its id in a new
+         *     ticket's attachment_ids. The size limit is enforced while reading
+         *     (413 with max_bytes); the type is decided by content sniffing
+         *     against an allow-list (415 with detected_type and accepted_types);
+         *     the file name is sanitised. Audited.
+         */
         post: operations["uploadAttachment"];
         delete?: never;
         options?: never;
@@ -266,7 +508,442 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /**
+         * @description The file, always as a download (Content-Disposition: attachment,
+         *     nosniff, CSP sandbox), after its SHA-256 matched the recorded one
+         *     (Repr-Digest carries it). Visible through its ticket; an unclaimed
+         *     upload to its uploader only; an internal note's file never to a
+         *     customer. Counted and audited. A file that fails its integrity
+         *     check is withheld (500, integrity "sha256-mismatch").
+         */
         get: operations["downloadAttachment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The organisation's audit log, newest first. */
+        get: operations["listAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/audit/export.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description Everything matching the filters as RFC 4180 CSV, streamed; every
+         *     cell is neutralised against spreadsheet formula injection. The
+         *     export itself is audited.
+         */
+        get: operations["exportAudit"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/csat/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Average, distribution and response rate of the surveys invited in [from, to). */
+        get: operations["csatMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sla/policies": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The organisation's SLA policies, most specific scope first. */
+        get: operations["listSLAPolicies"];
+        put?: never;
+        /** @description Creates a policy; 422 lists every bad field. Audited. */
+        post: operations["createSLAPolicy"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sla/policies/{policyID}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                policyID: components["parameters"]["PolicyID"];
+            };
+            cookie?: never;
+        };
+        get: operations["getSLAPolicy"];
+        put?: never;
+        post?: never;
+        /** @description Deactivates the policy (tickets running on it keep it). Audited. */
+        delete: operations["deleteSLAPolicy"];
+        options?: never;
+        head?: never;
+        /** @description Changes the given fields (targets replace the whole set); running tickets of the policy get their due times recomputed. Audited. */
+        patch: operations["patchSLAPolicy"];
+        trace?: never;
+    };
+    "/api/v1/sla/breaches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Breached clocks, newest first. */
+        get: operations["listSLABreaches"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sla/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Compliance per policy (and per period) of the tickets whose clock started in [from, to), by default the last 30 days. */
+        get: operations["slaMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/services": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The organisation's services by name (at most 1000, not paged); customers get the active ones only. */
+        get: operations["listServices"];
+        put?: never;
+        /** @description Creates a service (names are unique per organisation, ignoring case). Audited. */
+        post: operations["createService"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/services/{serviceID}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                serviceID: components["parameters"]["ServiceID"];
+            };
+            cookie?: never;
+        };
+        /** @description A service; an inactive one is not found for customers. */
+        get: operations["getService"];
+        put?: never;
+        post?: never;
+        /**
+         * @description Deletes a service nothing refers to (204). One that tickets, SLA
+         *     policies or mailboxes use is deactivated instead and returned (200,
+         *     is_active false), so their history keeps it. Audited.
+         */
+        delete: operations["deleteService"];
+        options?: never;
+        head?: never;
+        /** @description Changes the given fields (default_priority null clears it). Audited with before and after. */
+        patch: operations["patchService"];
+        trace?: never;
+    };
+    "/api/v1/canned-responses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The caller's own and the shared canned responses, by title. */
+        get: operations["listCannedResponses"];
+        put?: never;
+        /** @description Creates a personal canned response, or a shared one (canned:share, managers and admins). Audited. */
+        post: operations["createCannedResponse"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/canned-responses/{cannedID}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cannedID: components["parameters"]["CannedID"];
+            };
+            cookie?: never;
+        };
+        /** @description A shared response or one of the caller's own (another user's personal one is not found). */
+        get: operations["getCannedResponse"];
+        put?: never;
+        post?: never;
+        /** @description Its author, or a manager or admin for a shared one, deletes it. Audited. */
+        delete: operations["deleteCannedResponse"];
+        options?: never;
+        head?: never;
+        /** @description Its author changes their own; managers and admins also shared ones, and alone share or unshare. Audited. */
+        patch: operations["patchCannedResponse"];
+        trace?: never;
+    };
+    "/api/v1/canned-responses/{cannedID}/render": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cannedID: components["parameters"]["CannedID"];
+            };
+            cookie?: never;
+        };
+        /**
+         * @description The content with its placeholders filled in: {{agent.name}} is the
+         *     caller; with ticket_id also {{ticket.number}}, {{ticket.subject}}
+         *     and {{requester.name}}. Unknown placeholders stay as written.
+         */
+        get: operations["renderCannedResponse"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/kb/categories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The organisation's knowledge-base categories in their order (not paged); article_count counts what the caller may read. */
+        get: operations["listKBCategories"];
+        put?: never;
+        /** @description Creates a category (the slug defaults to one made from the name). Audited. */
+        post: operations["createKBCategory"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/kb/categories/{categoryID}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id */
+                categoryID: components["parameters"]["CategoryID"];
+            };
+            cookie?: never;
+        };
+        get: operations["getKBCategory"];
+        put?: never;
+        post?: never;
+        /** @description Deletes a category (the path takes the id); its articles stay, uncategorised. Audited. */
+        delete: operations["deleteKBCategory"];
+        options?: never;
+        head?: never;
+        /** @description Changes the given fields (the path takes the id). Audited. */
+        patch: operations["patchKBCategory"];
+        trace?: never;
+    };
+    "/api/v1/kb/articles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description Lists or searches the articles the caller may read (customers:
+         *     published public ones): with q a full-text search, best matches
+         *     first, otherwise newest first.
+         */
+        get: operations["listKBArticles"];
+        put?: never;
+        /** @description Creates a draft (publishing is its own route). A non-empty content_html is sanitised and wins over content. Audited. */
+        post: operations["createKBArticle"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/kb/articles/{articleID}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id */
+                articleID: components["parameters"]["ArticleID"];
+            };
+            cookie?: never;
+        };
+        /** @description An article by id or slug; staff also get its author and view count. */
+        get: operations["getKBArticle"];
+        put?: never;
+        post?: never;
+        /** @description Deletes a draft (the path takes the id); a published article only managers and admins delete (409 otherwise). Audited. */
+        delete: operations["deleteKBArticle"];
+        options?: never;
+        head?: never;
+        /** @description Changes a draft (the path takes the id); a published article only managers and admins change (409 otherwise). Audited. */
+        patch: operations["patchKBArticle"];
+        trace?: never;
+    };
+    "/api/v1/kb/articles/{articleID}/publish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id */
+                articleID: components["parameters"]["ArticleID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Publishes the article (the path takes the id). Audited. */
+        post: operations["publishKBArticle"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/kb/articles/{articleID}/unpublish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id */
+                articleID: components["parameters"]["ArticleID"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Takes the article back to a draft (the path takes the id). Audited. */
+        post: operations["unpublishKBArticle"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/triage/{ticketID}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ticketID: components["parameters"]["TicketID"];
+            };
+            cookie?: never;
+        };
+        /** @description The ticket's stored triage suggestion, or one computed now (not stored) when the triage stage has not run. */
+        get: operations["aiTriage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/suggest-response": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description A reply draft grounded in KB articles, canned responses and similar resolved tickets (never internal notes). A comment sent from it carries is_ai_generated. */
+        post: operations["aiSuggestResponse"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/similar-tickets/{ticketID}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ticketID: components["parameters"]["TicketID"];
+            };
+            cookie?: never;
+        };
+        get: operations["aiSimilarTickets"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/ai/suggest-kb/{ticketID}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ticketID: components["parameters"]["TicketID"];
+            };
+            cookie?: never;
+        };
+        get: operations["aiSuggestKB"];
         put?: never;
         post?: never;
         delete?: never;
@@ -301,6 +978,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
+        /** @description Moves an archived task of the organisation back to pending. Audited. */
         post: operations["retryArchivedTask"];
         delete?: never;
         options?: never;
@@ -318,28 +996,106 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
+        /** @description Deletes an archived task of the organisation for good. Audited. */
         delete: operations["deleteArchivedTask"];
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/v1/stream": {
+    "/api/v1/admin/mailboxes": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /**
-         * @description Server-sent events of the caller's organisation as their role may
-         *     see them. EventSource passes the token as ?access_token=. Opens with
-         *     event "ready" (or "reset"); domain events are unnamed and carry an
-         *     Event as data.
-         */
-        get: operations["stream"];
+        /** @description The organisation's IMAP mailboxes (never their passwords). */
+        get: operations["listMailboxes"];
+        put?: never;
+        /** @description Adds a mailbox to poll; the password is sealed at rest. Audited (without the password). */
+        post: operations["createMailbox"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/mailboxes/{mailboxID}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mailboxID: components["parameters"]["MailboxID"];
+            };
+            cookie?: never;
+        };
+        get: operations["getMailbox"];
         put?: never;
         post?: never;
+        /** @description Removes the mailbox with its quarantine; tickets it created stay. Audited. */
+        delete: operations["deleteMailbox"];
+        options?: never;
+        head?: never;
+        /**
+         * @description Changes the given fields; the running poller reconnects with them.
+         *     Another host, account or folder starts over with unread mail only.
+         */
+        patch: operations["patchMailbox"];
+        trace?: never;
+    };
+    "/api/v1/admin/mail-quarantine": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Messages the pollers could not turn into tickets, newest first. */
+        get: operations["listQuarantine"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/mail-quarantine/{quarantineID}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Asks the poller to hand the stored raw message to ingest again (within seconds; the status moves to replayed, or back to quarantined with the new error). Audited. */
+        post: operations["replayQuarantine"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/forms/{formKey}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                formKey: components["parameters"]["FormKey"];
+            };
+            cookie?: never;
+        };
+        /** @description The organisation's anonymous contact form (plain HTML, embeddable); ?received= shows the thank-you page. */
+        get: operations["getPublicForm"];
+        put?: never;
+        /**
+         * @description Files a ticket from the anonymous form: rate-limited per address,
+         *     a honeypot field (website) makes bots look accepted, the same text
+         *     from the same address within the hour is one ticket.
+         */
+        post: operations["submitPublicForm"];
         delete?: never;
         options?: never;
         head?: never;
@@ -351,6 +1107,7 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         Problem: {
+            /** @description https://atumdesk.dev/problems/ followed by validation, bad-request, unauthorized, forbidden, not-found, conflict, invalid-state, too-large, unsupported, rate-limited, unavailable, internal, method-not-allowed */
             type: string;
             title: string;
             status: number;
@@ -360,7 +1117,13 @@ export interface components {
                 [key: string]: string;
             };
             request_id?: string;
+            current_status?: components["schemas"]["TicketStatus"];
             allowed_transitions?: components["schemas"]["TicketStatus"][];
+            max_bytes?: number;
+            detected_type?: string;
+            accepted_types?: string[];
+            /** @enum {string} */
+            integrity?: "sha256-mismatch";
         };
         /** @enum {string} */
         Role: "customer_user" | "customer_admin" | "agent" | "manager" | "admin";
@@ -370,16 +1133,44 @@ export interface components {
         Priority: "low" | "medium" | "high" | "critical";
         /** @enum {string} */
         Channel: "web" | "api" | "form" | "email";
+        /** @enum {string} */
+        SLAMetric: "first_response" | "resolution";
+        /** @enum {string} */
+        QuarantineStatus: "quarantined" | "replay" | "replayed";
+        Readiness: {
+            /** @enum {string} */
+            status: "ready" | "not ready";
+            /** @description Dependency name to "ok" or its error. */
+            checks: {
+                [key: string]: string;
+            };
+        };
         LoginRequest: {
             email: string;
             password: string;
+            /** @description The organisation's slug */
             organization?: string;
+        };
+        RefreshRequest: {
+            refresh_token?: string;
         };
         TokenPair: {
             access_token: string;
-            token_type: string;
+            /** @constant */
+            token_type: "Bearer";
+            /** @description Seconds. */
             expires_in: number;
             refresh_token: string;
+        };
+        PasswordChangeRequest: {
+            current_password: string;
+            new_password: string;
+        };
+        UpdateMeRequest: {
+            name: string;
+            /** @description An IANA time zone. */
+            timezone?: string | null;
+            locale?: string | null;
         };
         User: {
             /** Format: uuid */
@@ -399,6 +1190,70 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        UserPage: {
+            items: components["schemas"]["User"][];
+            next_cursor?: string;
+        };
+        CreateUserRequest: {
+            email: string;
+            name: string;
+            role: components["schemas"]["Role"];
+            /** @description Optional; without one the user cannot sign in with a password. */
+            password?: string;
+        };
+        PatchUserRequest: {
+            name?: string;
+            role?: components["schemas"]["Role"];
+            is_active?: boolean;
+        };
+        Organization: {
+            /** Format: uuid */
+            id: string;
+            slug: string;
+            name: string;
+            timezone: string;
+            /** @description Staff only. The weekly schedule, null for 24x7. */
+            business_hours?: components["schemas"]["Schedule"] | null;
+            /** @description Staff only. */
+            holidays?: components["schemas"]["Holiday"][] | null;
+            /** @description Staff only. CIDRs or addresses allowed to call the API; empty allows all. */
+            allowed_ips?: string[] | null;
+            /** @description Staff only. */
+            settings?: {
+                [key: string]: unknown;
+            } | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        OrganizationPage: {
+            items: components["schemas"]["Organization"][];
+            next_cursor?: string;
+        };
+        PatchOrganizationRequest: {
+            name?: string;
+            timezone?: string;
+            business_hours?: components["schemas"]["Schedule"] | null;
+            holidays?: components["schemas"]["Holiday"][];
+            allowed_ips?: string[];
+            /** @description e.g. reopen_window_hours */
+            settings?: {
+                [key: string]: unknown;
+            };
+        };
+        /** @description Opening intervals per weekday, e.g. {"mon":[["09:00","17:00"]]}; "24:00" ends a day. */
+        Schedule: {
+            [key: string]: string[][];
+        };
+        /** @description Closes one date (date) or one date every year (yearly, MM-DD); with hours it is open with those hours instead. */
+        Holiday: {
+            /** Format: date */
+            date?: string;
+            yearly?: string;
+            name?: string;
+            hours?: string[][];
         };
         Ticket: {
             /** Format: uuid */
@@ -442,40 +1297,101 @@ export interface components {
             updated_at: string;
             /** @description The statuses the caller may move the ticket to. */
             allowed_transitions: components["schemas"]["TicketStatus"][];
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Staff only.
+             */
             accepted_by?: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Staff only.
+             */
             is_duplicate_of?: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Staff only.
+             */
             sla_policy_id?: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description Staff only.
+             */
             sla_paused_at?: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Staff only.
+             */
             ai_suggested_service_id?: string | null;
+            /** @description Staff only. */
             ai_suggested_priority?: components["schemas"]["Priority"] | null;
+            /** @description Staff only. */
             ai_suggested_category?: string | null;
+            /** @description Staff only. */
             ai_confidence?: number | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description Staff only.
+             */
             ai_suggested_at?: string | null;
+        };
+        TicketPage: {
+            items: components["schemas"]["Ticket"][];
+            next_cursor?: string;
         };
         CreateTicketRequest: {
             subject: string;
             description: string;
+            /** @description Rich text; sanitised to a safe subset. */
             description_html?: string;
             /** Format: uuid */
             service_id?: string;
             priority?: components["schemas"]["Priority"];
-            custom_fields?: Record<string, never>;
+            custom_fields?: {
+                [key: string]: unknown;
+            };
+            /** @description Your own unattached uploads (POST /api/v1/attachments). */
             attachment_ids?: string[];
+            /** @description Staff only */
             requester_email?: string;
+            /** @description Staff only. */
             requester_name?: string;
+        };
+        CreateTicketForm: {
+            subject: string;
+            description: string;
+            /** Format: uuid */
+            service_id?: string;
+            priority?: components["schemas"]["Priority"];
+            attachment_ids?: string[];
         };
         IntakeReceipt: {
             /** Format: uuid */
             ticket_id: string;
-            status: string;
+            /** @constant */
+            status: "queued";
+            /** @description Empty for the public form. */
             status_url: string;
+            /** @description The Idempotency-Key was seen before; this is the earlier ticket. */
             replayed?: boolean;
+        };
+        PatchTicketRequest: {
+            priority?: components["schemas"]["Priority"];
+            /**
+             * Format: uuid
+             * @description null clears the service.
+             */
+            service_id?: string | null;
+        };
+        AssignRequest: {
+            /**
+             * Format: uuid
+             * @description An active agent
+             */
+            assigned_to: string;
+        };
+        StatusChangeRequest: {
+            status: components["schemas"]["TicketStatus"];
+            reason?: string;
         };
         Comment: {
             /** Format: uuid */
@@ -486,15 +1402,38 @@ export interface components {
             author_id?: string | null;
             author_name?: string | null;
             author_is_staff: boolean;
+            /** @description Plain text (derived from content_html when only that was sent). */
             content: string;
             content_html?: string | null;
             is_internal: boolean;
             is_ai_generated: boolean;
             channel: components["schemas"]["Channel"];
+            /**
+             * @description Staff only, on comments that came by e-mail. Why the mail was threaded onto this ticket.
+             * @enum {string}
+             */
+            thread_reason?: "in_reply_to" | "references" | "subject_token" | "plus_address";
             /** Format: date-time */
             created_at: string;
             /** Format: date-time */
             updated_at: string;
+        };
+        CommentPage: {
+            items: components["schemas"]["Comment"][];
+            next_cursor?: string;
+        };
+        /** @description content or content_html is required. */
+        CreateCommentRequest: {
+            content?: string;
+            content_html?: string;
+            /** @description An internal note (staff only); customers never see it. */
+            is_internal?: boolean;
+            /** @description Sent from an AI draft (staff only). */
+            is_ai_generated?: boolean;
+        };
+        Upload: {
+            /** Format: binary */
+            file: string;
         };
         Attachment: {
             /** Format: uuid */
@@ -514,64 +1453,118 @@ export interface components {
             created_at: string;
             download_url: string;
         };
+        TicketAttachment: components["schemas"]["Attachment"] & {
+            /** @description A file of an internal note (only staff see one). */
+            is_internal: boolean;
+        };
+        TicketAttachmentPage: {
+            items: components["schemas"]["TicketAttachment"][];
+            next_cursor?: string;
+        };
         CSAT: {
             /** @enum {string} */
             state: "not_available" | "pending" | "responded";
+            /** @description The caller is the requester and the survey is pending. */
             can_respond: boolean;
-            survey?: null | {
-                /** Format: uuid */
-                id: string;
-                /** Format: uuid */
-                ticket_id: string;
-                /** Format: uuid */
-                requester_id: string;
-                rating?: number | null;
-                comment?: string | null;
-                /** Format: date-time */
-                invited_at: string;
-                /** Format: date-time */
-                responded_at?: string | null;
+            survey: null | components["schemas"]["CSATSurvey"];
+        };
+        CSATSurvey: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            ticket_id: string;
+            /** Format: uuid */
+            requester_id: string;
+            rating: number | null;
+            comment: string | null;
+            /** Format: date-time */
+            invited_at: string;
+            /** Format: date-time */
+            responded_at: string | null;
+        };
+        CSATAnswer: {
+            rating: number;
+            comment?: string | null;
+        };
+        CSATMetrics: {
+            /** Format: date-time */
+            from: string | null;
+            /** Format: date-time */
+            to: string | null;
+            invited: number;
+            responded: number;
+            /** @description responded / invited; null when none invited. */
+            response_rate: number | null;
+            /** @description Mean rating; null when none responded. */
+            average: number | null;
+            /** @description Rating ("1".."5") to count. */
+            distribution: {
+                [key: string]: number;
             };
         };
         AuditEntry: {
             id: number;
             /** Format: uuid */
-            ticket_id?: string | null;
+            ticket_id: string | null;
             /** Format: uuid */
-            user_id?: string | null;
+            user_id: string | null;
+            /** @description user, system or ai */
             actor_kind: string;
+            /** @description e.g. ticket.accepted, ticket.assigned, ticket.status_changed, comment.added */
             action: string;
             entity_type: string;
             /** Format: uuid */
-            entity_id?: string | null;
-            before?: unknown;
-            after?: unknown;
+            entity_id: string | null;
+            /** @description The changed fields before (any JSON). */
+            before: unknown;
+            /** @description The changed fields after (any JSON). */
+            after: unknown;
+            /** @description Only for holders of audit:read. */
             ip?: string | null;
+            /** @description Only for holders of audit:read. */
             user_agent?: string | null;
-            request_id?: string | null;
+            request_id: string | null;
             /** Format: date-time */
             created_at: string;
+        };
+        AuditPage: {
+            items: components["schemas"]["AuditEntry"][];
+            next_cursor?: string;
         };
         ArchivedTask: {
             id: string;
             queue: string;
             type: string;
-            payload: {
-                /** Format: uuid */
-                event_id?: string;
-                event_type?: string;
-                /** Format: uuid */
-                ticket_id?: string;
-            };
+            payload: components["schemas"]["TaskRef"];
             last_error: string;
             /** Format: date-time */
-            last_failed_at?: string | null;
+            last_failed_at: string | null;
             retried: number;
             max_retry: number;
+        };
+        ArchivedTaskPage: {
+            items: components["schemas"]["ArchivedTask"][];
+            next_cursor?: string;
+        };
+        TaskRef: {
+            /** Format: uuid */
+            event_id: string;
+            event_type: string;
+            /** Format: uuid */
+            ticket_id: string;
+        };
+        RetriedTask: {
+            id: string;
+            queue: string;
+            type: string;
+            /** @constant */
+            state: "pending";
+            payload: components["schemas"]["TaskRef"];
         };
         Event: {
             /** Format: uuid */
             id: string;
+            /** @description ticket.created, ticket.updated, ticket.status_changed, ticket.assigned, comment.added, attachment.added, ticket.duplicate_marked, ticket.sla_changed, sla.threshold, sla.breached, … */
             type: string;
             version: number;
             /** Format: uuid */
@@ -586,7 +1579,485 @@ export interface components {
             audience: "public" | "staff";
             /** Format: date-time */
             occurred_at: string;
+            /** @description The event's fields (any JSON). */
             data?: unknown;
+        };
+        Mailbox: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            org_id: string;
+            name: string;
+            address: string;
+            imap_host: string;
+            imap_port: number;
+            imap_tls: components["schemas"]["IMAPSecurity"];
+            imap_username: string;
+            has_password: boolean;
+            folder: string;
+            /** @description seen, or move:<folder> */
+            after_ingest: string;
+            unknown_sender: components["schemas"]["UnknownSender"];
+            is_active: boolean;
+            /** Format: uuid */
+            default_service_id: string | null;
+            uid_validity: number | null;
+            last_uid: number;
+            /** Format: date-time */
+            last_polled_at: string | null;
+            last_error: string | null;
+            /** @description A poller holds the mailbox's lease. */
+            polling: boolean;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        MailboxPage: {
+            items: components["schemas"]["Mailbox"][];
+            next_cursor?: string;
+        };
+        /** @enum {string} */
+        IMAPSecurity: "tls" | "starttls" | "none";
+        /**
+         * @description Mail from an address that is no user of the organisation: create makes the sender a customer, quarantine holds the message for an admin (replaying it accepts it).
+         * @enum {string}
+         */
+        UnknownSender: "create" | "quarantine";
+        CreateMailboxRequest: {
+            name?: string;
+            address: string;
+            /** @description A host name or IP. Loopback, private, link-local and metadata addresses (in any spelling, and what a name resolves to) are refused with 422 unless ATUMDESK_IMAP_ALLOW_HOSTS allows them; the poller checks the address it dials again. */
+            imap_host: string;
+            /** @description Default 993 for tls, else 143. */
+            imap_port?: number;
+            imap_tls?: components["schemas"]["IMAPSecurity"];
+            imap_username: string;
+            password: string;
+            /** @default INBOX */
+            folder: string;
+            /**
+             * @description seen, or move:<folder>
+             * @default seen
+             */
+            after_ingest: string;
+            unknown_sender?: components["schemas"]["UnknownSender"];
+            /** @default true */
+            is_active: boolean;
+        };
+        PatchMailboxRequest: {
+            name?: string;
+            address?: string;
+            imap_host?: string;
+            imap_port?: number;
+            imap_tls?: components["schemas"]["IMAPSecurity"];
+            imap_username?: string;
+            password?: string;
+            folder?: string;
+            /** @description seen, or move:<folder> */
+            after_ingest?: string;
+            unknown_sender?: components["schemas"]["UnknownSender"];
+            is_active?: boolean;
+        };
+        QuarantinedMessage: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            mailbox_id: string;
+            mailbox_address: string;
+            uid_validity: number;
+            uid: number;
+            message_id: string | null;
+            /** @description null when the raw message was too large to keep. */
+            raw_sha256: string | null;
+            raw_size: number;
+            error: string;
+            attempts: number;
+            status: components["schemas"]["QuarantineStatus"];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: date-time */
+            replayed_at: string | null;
+            replayable: boolean;
+        };
+        QuarantinePage: {
+            items: components["schemas"]["QuarantinedMessage"][];
+            next_cursor?: string;
+        };
+        SLATarget: {
+            priority: components["schemas"]["Priority"];
+            /** @description Business minutes. */
+            first_response_minutes: number;
+            /** @description Business minutes. */
+            resolution_minutes: number;
+        };
+        EscalationRule: {
+            /** @description Of the target elapsed; 100 is the breach. */
+            at_percent: number;
+            /** @description Staff role names, "assignee", or ids of staff users. */
+            notify: string[];
+        };
+        SLAPolicy: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            /**
+             * Format: uuid
+             * @description null applies to every service.
+             */
+            service_id: string | null;
+            /** @description null applies to every priority. */
+            priority: components["schemas"]["Priority"] | null;
+            use_business_hours: boolean;
+            /** @description null inherits the organisation's. */
+            business_hours: components["schemas"]["Schedule"] | null;
+            /** @description null inherits the organisation's. */
+            timezone: string | null;
+            /** @description null inherits the organisation's. */
+            holidays: components["schemas"]["Holiday"][] | null;
+            escalation_rules: components["schemas"]["EscalationRule"][];
+            /** @enum {string} */
+            clock_start: "accepted" | "created";
+            is_active: boolean;
+            targets: components["schemas"]["SLATarget"][];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description On create name and targets are required; on update every field is optional. */
+        SLAPolicyInput: {
+            name?: string;
+            /** Format: uuid */
+            service_id?: string | null;
+            priority?: components["schemas"]["Priority"] | null;
+            use_business_hours?: boolean;
+            business_hours?: components["schemas"]["Schedule"] | null;
+            timezone?: string | null;
+            holidays?: components["schemas"]["Holiday"][] | null;
+            escalation_rules?: components["schemas"]["EscalationRule"][] | null;
+            /** @enum {string} */
+            clock_start?: "accepted" | "created";
+            is_active?: boolean;
+            targets?: components["schemas"]["SLATarget"][];
+        };
+        SLABreach: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            ticket_id: string;
+            ticket_number: number;
+            subject: string;
+            status: components["schemas"]["TicketStatus"];
+            priority: components["schemas"]["Priority"];
+            /** Format: uuid */
+            assigned_to: string | null;
+            kind: components["schemas"]["SLAMetric"];
+            /** Format: uuid */
+            policy_id: string | null;
+            policy_name: string | null;
+            /** Format: date-time */
+            due_at: string;
+            /** Format: date-time */
+            breached_at: string;
+            /**
+             * Format: date-time
+             * @description Met late
+             */
+            met_at: string | null;
+        };
+        SLABreachPage: {
+            items: components["schemas"]["SLABreach"][];
+            next_cursor?: string;
+        };
+        SLAClockStats: {
+            total: number;
+            met: number;
+            breached: number;
+            pending: number;
+            /** @description met / (met + breached); null when both are zero. */
+            compliance_percent: number | null;
+        };
+        SLAComplianceReport: {
+            /** Format: date-time */
+            from: string;
+            /** Format: date-time */
+            to: string;
+            /** @enum {string} */
+            period?: "day" | "week" | "month";
+            timezone: string;
+            items: {
+                /** Format: uuid */
+                policy_id: string;
+                policy_name: string;
+                /** Format: date-time */
+                period_start?: string;
+                first_response: components["schemas"]["SLAClockStats"];
+                resolution: components["schemas"]["SLAClockStats"];
+            }[];
+        };
+        Service: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            org_id: string;
+            name: string;
+            description: string;
+            is_active: boolean;
+            default_priority: components["schemas"]["Priority"] | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        ServiceList: {
+            items: components["schemas"]["Service"][];
+            /** @description Never set (the list is not paged). */
+            next_cursor?: string;
+        };
+        CreateServiceRequest: {
+            name: string;
+            description?: string;
+            /** @default true */
+            is_active: boolean;
+            default_priority?: components["schemas"]["Priority"] | null;
+        };
+        PatchServiceRequest: {
+            name?: string;
+            description?: string;
+            is_active?: boolean;
+            /** @description null clears it. */
+            default_priority?: components["schemas"]["Priority"] | null;
+        };
+        CannedResponse: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            org_id: string;
+            title: string;
+            /** @description Text with placeholders such as {{requester.name}}. */
+            content: string;
+            is_shared: boolean;
+            /** Format: uuid */
+            created_by: string | null;
+            created_by_name: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /** @description The caller may change or delete it. */
+            can_edit: boolean;
+        };
+        CannedResponsePage: {
+            items: components["schemas"]["CannedResponse"][];
+            next_cursor?: string;
+        };
+        CreateCannedResponseRequest: {
+            title: string;
+            content: string;
+            /** @description Managers and admins only. */
+            is_shared?: boolean;
+        };
+        PatchCannedResponseRequest: {
+            title?: string;
+            content?: string;
+            /** @description Changing it is for managers and admins. */
+            is_shared?: boolean;
+        };
+        /** @enum {string} */
+        KBVisibility: "public" | "internal";
+        KBCategory: {
+            /** Format: uuid */
+            id: string;
+            name: string;
+            slug: string;
+            description: string;
+            position: number;
+            /** @description The articles of the category the caller may read. */
+            article_count: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        KBCategoryList: {
+            items: components["schemas"]["KBCategory"][];
+            /** @description Never set (the list is not paged). */
+            next_cursor?: string;
+        };
+        /** @description On create name is required; on update every field is optional. */
+        KBCategoryInput: {
+            name?: string;
+            slug?: string;
+            description?: string;
+            position?: number;
+        };
+        KBArticle: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            category_id: string | null;
+            title: string;
+            slug: string;
+            /** @description Plain text. */
+            content: string;
+            /** @description Sanitised rich text. */
+            content_html: string | null;
+            visibility: components["schemas"]["KBVisibility"];
+            is_published: boolean;
+            /** Format: date-time */
+            published_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /**
+             * Format: uuid
+             * @description Staff only.
+             */
+            author_id?: string | null;
+            /** @description Staff only. */
+            author_name?: string | null;
+            /** @description Staff only. */
+            view_count?: number;
+        };
+        KBArticleSummary: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            category_id: string | null;
+            title: string;
+            slug: string;
+            excerpt: string;
+            visibility: components["schemas"]["KBVisibility"];
+            is_published: boolean;
+            /** Format: date-time */
+            published_at: string | null;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+            /**
+             * Format: uuid
+             * @description Staff only.
+             */
+            author_id?: string | null;
+            /** @description Staff only. */
+            author_name?: string | null;
+            /** @description Staff only. */
+            view_count?: number;
+        };
+        KBArticlePage: {
+            items: components["schemas"]["KBArticleSummary"][];
+            next_cursor?: string;
+        };
+        /** @description On create title and content (or content_html with text in it) are required; on update every field is optional. */
+        KBArticleInput: {
+            title?: string;
+            slug?: string;
+            /**
+             * Format: uuid
+             * @description null leaves it uncategorised.
+             */
+            category_id?: string | null;
+            content?: string;
+            content_html?: string;
+            visibility?: components["schemas"]["KBVisibility"];
+        };
+        AITriage: {
+            /** Format: uuid */
+            ticket_id: string;
+            /** @enum {string} */
+            source: "stored" | "computed";
+            /** Format: uuid */
+            service_id: string | null;
+            category: string | null;
+            priority: components["schemas"]["Priority"] | null;
+            confidence: number | null;
+            /** Format: date-time */
+            suggested_at: string | null;
+            details?: components["schemas"]["AISuggestion"];
+        };
+        /** @description The per-field confidences of a computed suggestion; empty fields were not suggested. */
+        AISuggestion: {
+            /** Format: uuid */
+            service_id?: string;
+            service_confidence?: number;
+            category?: string;
+            category_confidence?: number;
+            priority: components["schemas"]["Priority"];
+            priority_confidence: number;
+            confidence: number;
+            /** @description Too little history for a classifier; only urgency cues were used. */
+            low_confidence: boolean;
+            cues?: string[];
+            provider: string;
+            model: string;
+        };
+        AIDraftRequest: {
+            /** Format: uuid */
+            ticket_id: string;
+        };
+        AIDraft: {
+            /** Format: uuid */
+            ticket_id: string;
+            text: string;
+            sources: {
+                /** @enum {string} */
+                kind: "kb_article" | "canned_response" | "ticket";
+                /** Format: uuid */
+                id: string;
+                title: string;
+            }[] | null;
+            provider: string;
+            model: string;
+            /** @constant */
+            is_ai_generated: true;
+        };
+        AISimilarTickets: {
+            /** Format: uuid */
+            ticket_id: string;
+            items: {
+                /** Format: uuid */
+                ticket_id: string;
+                number: number;
+                subject: string;
+                status: components["schemas"]["TicketStatus"];
+                priority: components["schemas"]["Priority"];
+                category: string | null;
+                /** Format: uuid */
+                service_id: string | null;
+                similarity: number;
+                resolved: boolean;
+                /** Format: date-time */
+                resolved_at: string | null;
+                /** @description The last public staff reply of a resolved ticket. */
+                resolution?: string;
+                possible_duplicate: boolean;
+            }[] | null;
+        };
+        AIKBSuggestions: {
+            /** Format: uuid */
+            ticket_id: string;
+            items: {
+                /** Format: uuid */
+                article_id: string;
+                title: string;
+                slug: string;
+                score: number;
+                excerpt: string;
+            }[] | null;
+        };
+        PublicFormSubmission: {
+            name?: string;
+            email: string;
+            subject: string;
+            description: string;
+            priority?: components["schemas"]["Priority"];
+            /** @description The honeypot; must stay empty. */
+            website?: string;
         };
     };
     responses: {
@@ -599,19 +2070,256 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /** @description The request cannot be read (malformed JSON, an unknown field, a wrong type); `errors` names the field. */
+        BadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description No valid access token (or, for sign-in, wrong credentials). */
+        Unauthorized: {
+            headers: {
+                "WWW-Authenticate"?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The caller's role lacks the permission, or the organisation's IP allow-list excludes the caller. */
+        Forbidden: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description No such object in the caller's organisation (other organisations' objects included). */
+        NotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description Conflicts with existing state (a taken e-mail address, an answered survey, a request in progress). */
+        Conflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description Not allowed in the object's current state; for tickets `current_status` and `allowed_transitions` say what is (closed and cancelled tickets are read-only). */
+        InvalidState: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The body exceeds its limit (1 MiB for JSON; the attachment limit, in `max_bytes`, for files). */
+        TooLarge: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The media type is not accepted (the body's Content-Type, or a sniffed file type outside the allow-list). */
+        Unsupported: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description Well-formed but invalid input; `errors` maps each bad field to why. */
+        Invalid: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description Too many requests or open streams; retry after Retry-After seconds. */
+        RateLimited: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A dependency is down or not configured; retry later. */
+        Unavailable: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description A server fault (logged and alerted). */
+        Internal: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
     };
     parameters: {
         TicketID: string;
+        UserID: string;
+        OrgID: string;
+        AttachmentID: string;
+        MailboxID: string;
+        QuarantineID: string;
+        ServiceID: string;
+        CannedID: string;
+        /** @description An id */
+        CategoryID: string;
+        /** @description An id */
+        ArticleID: string;
+        PolicyID: string;
         Queue: "dedup" | "triage" | "embed" | "sla" | "notify";
+        TaskID: string;
+        FormKey: string;
         Limit: number;
+        /** @description The next_cursor of the previous page (an id). */
         After: string;
+        /** @description The next_cursor of the previous page (an audit row id). */
+        AuditAfter: string;
+        /** @description An action (ticket.accepted), or a prefix ending in .* (ticket.*). */
+        AuditAction: string;
+        /** @description RFC 3339; inclusive. */
+        From: string;
+        /** @description RFC 3339; exclusive */
+        To: string;
     };
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description The created (or, for 202, the future) resource. */
+        Location: string;
+        /** @description Seconds to wait before retrying. */
+        RetryAfter: number;
+        /** @description atumdesk_refresh=<refresh token>; HttpOnly; Secure; SameSite=Strict; Path=/api/v1/auth */
+        RefreshCookie: string;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    healthz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The process is up. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        status: "ok";
+                    };
+                };
+            };
+            404: components["responses"]["NotFound"];
+        };
+    };
+    readyz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every dependency answered. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            404: components["responses"]["NotFound"];
+            /** @description A dependency failed; `checks` says which. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            404: components["responses"]["NotFound"];
+        };
+    };
+    getOpenAPI: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The OpenAPI document. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/yaml": string;
+                };
+            };
+            404: components["responses"]["NotFound"];
+        };
+    };
     login: {
         parameters: {
             query?: never;
@@ -625,18 +2333,23 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Tokens; the refresh token is also set as an HttpOnly cookie. */
+            /** @description Tokens; the refresh token is also set as the HttpOnly cookie. */
             200: {
                 headers: {
+                    "Set-Cookie": components["headers"]["RefreshCookie"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            401: components["responses"]["Problem"];
-            422: components["responses"]["Problem"];
-            429: components["responses"]["Problem"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     refresh: {
@@ -648,22 +2361,24 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": {
-                    refresh_token?: string;
-                };
+                "application/json": components["schemas"]["RefreshRequest"];
             };
         };
         responses: {
-            /** @description New tokens. */
+            /** @description New tokens; the cookie is rotated too. */
             200: {
                 headers: {
+                    "Set-Cookie": components["headers"]["RefreshCookie"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            401: components["responses"]["Problem"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
         };
     };
     logout: {
@@ -673,7 +2388,11 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RefreshRequest"];
+            };
+        };
         responses: {
             /** @description Signed out; the cookie is cleared. */
             204: {
@@ -682,6 +2401,37 @@ export interface operations {
                 };
                 content?: never;
             };
+            400: components["responses"]["BadRequest"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+        };
+    };
+    changePassword: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChangeRequest"];
+            };
+        };
+        responses: {
+            /** @description Changed; sign in again on other devices. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
         };
     };
     getMe: {
@@ -702,7 +2452,118 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            401: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    putMe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateMeRequest"];
+            };
+        };
+        responses: {
+            /** @description The caller after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    listOrganizations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's organisation. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrganizationPage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    getOrganization: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                orgID: components["parameters"]["OrgID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The organisation. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    patchOrganization: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                orgID: components["parameters"]["OrgID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PatchOrganizationRequest"];
+            };
+        };
+        responses: {
+            /** @description The organisation after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Organization"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
         };
     };
     listUsers: {
@@ -710,8 +2571,10 @@ export interface operations {
             query?: {
                 role?: components["schemas"]["Role"];
                 is_active?: boolean;
+                /** @description Part of the e-mail address or name. */
                 q?: string;
                 limit?: components["parameters"]["Limit"];
+                /** @description The next_cursor of the previous page (an id). */
                 after?: components["parameters"]["After"];
             };
             header?: never;
@@ -720,19 +2583,50 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Users of the caller's organisation. */
+            /** @description A page of users. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        items: components["schemas"]["User"][];
-                        next_cursor?: string;
-                    };
+                    "application/json": components["schemas"]["UserPage"];
                 };
             };
-            403: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    createUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateUserRequest"];
+            };
+        };
+        responses: {
+            /** @description The new user. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
         };
     };
     getUser: {
@@ -740,7 +2634,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                userID: string;
+                userID: components["parameters"]["UserID"];
             };
             cookie?: never;
         };
@@ -755,23 +2649,121 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            404: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                userID: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deactivated. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    patchUser: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                userID: components["parameters"]["UserID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PatchUserRequest"];
+            };
+        };
+        responses: {
+            /** @description The user after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    stream: {
+        parameters: {
+            query?: {
+                /** @description The access token (EventSource cannot set headers). */
+                access_token?: string;
+                /** @description Resume point */
+                last_event_id?: string;
+            };
+            header?: {
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["Event"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listTickets: {
         parameters: {
             query?: {
                 queue?: "all" | "new" | "mine" | "unassigned";
-                /** @description Comma-separated statuses. */
+                /**
+                 * @description Comma-separated statuses (any of them).
+                 * @example in_progress,waiting_customer
+                 */
                 status?: string;
-                /** @description Comma-separated priorities. */
+                /** @description Comma-separated priorities (any of them). */
                 priority?: string;
                 assigned_to?: string;
                 requester_id?: string;
                 service_id?: string;
+                /** @description RFC 3339; created at or after. */
+                created_after?: string;
+                /** @description RFC 3339; created before. */
+                created_before?: string;
+                /** @description Full-text search (web search syntax: quotes, or, -word) over subject and description. */
                 q?: string;
                 order?: "newest" | "oldest";
                 limit?: components["parameters"]["Limit"];
+                /** @description The next_cursor of the previous page (an id). */
                 after?: components["parameters"]["After"];
             };
             header?: never;
@@ -780,27 +2772,27 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A page of tickets the caller may see. */
+            /** @description A page of tickets. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        items: components["schemas"]["Ticket"][];
-                        next_cursor?: string;
-                    };
+                    "application/json": components["schemas"]["TicketPage"];
                 };
             };
-            422: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
         };
     };
     createTicket: {
         parameters: {
             query?: never;
             header?: {
-                /** @description wait=N: answer 201 with the stored ticket when it is stored within N seconds. */
+                /** @description wait=N (at most 30): answer 201 with the stored ticket when it is stored within N seconds. */
                 Prefer?: string;
+                /** @description The same key and body again within 24 h is the same ticket (replayed true); another body is a 422. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -809,12 +2801,15 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["CreateTicketRequest"];
+                "application/x-www-form-urlencoded": components["schemas"]["CreateTicketForm"];
             };
         };
         responses: {
             /** @description The stored ticket (Prefer wait). */
             201: {
                 headers: {
+                    Location: components["headers"]["Location"];
+                    "Preference-Applied"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -824,14 +2819,21 @@ export interface operations {
             /** @description Accepted onto the inbound topic; the ticket appears shortly. */
             202: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["IntakeReceipt"];
                 };
             };
-            422: components["responses"]["Problem"];
-            503: components["responses"]["Problem"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getTicket: {
@@ -854,7 +2856,9 @@ export interface operations {
                     "application/json": components["schemas"]["Ticket"];
                 };
             };
-            404: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
         };
     };
     patchTicket: {
@@ -868,11 +2872,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": {
-                    priority?: components["schemas"]["Priority"];
-                    /** Format: uuid */
-                    service_id?: string | null;
-                };
+                "application/json": components["schemas"]["PatchTicketRequest"];
             };
         };
         responses: {
@@ -885,7 +2885,14 @@ export interface operations {
                     "application/json": components["schemas"]["Ticket"];
                 };
             };
-            409: components["responses"]["Problem"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InvalidState"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
         };
     };
     acceptTicket: {
@@ -908,7 +2915,10 @@ export interface operations {
                     "application/json": components["schemas"]["Ticket"];
                 };
             };
-            409: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InvalidState"];
         };
     };
     assignTicket: {
@@ -922,10 +2932,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": {
-                    /** Format: uuid */
-                    assigned_to: string;
-                };
+                "application/json": components["schemas"]["AssignRequest"];
             };
         };
         responses: {
@@ -938,8 +2945,14 @@ export interface operations {
                     "application/json": components["schemas"]["Ticket"];
                 };
             };
-            409: components["responses"]["Problem"];
-            422: components["responses"]["Problem"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InvalidState"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
         };
     };
     changeTicketStatus: {
@@ -953,10 +2966,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": {
-                    status: components["schemas"]["TicketStatus"];
-                    reason?: string;
-                };
+                "application/json": components["schemas"]["StatusChangeRequest"];
             };
         };
         responses: {
@@ -969,13 +2979,21 @@ export interface operations {
                     "application/json": components["schemas"]["Ticket"];
                 };
             };
-            409: components["responses"]["Problem"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InvalidState"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
         };
     };
     listComments: {
         parameters: {
             query?: {
                 limit?: components["parameters"]["Limit"];
+                /** @description The next_cursor of the previous page (an id). */
                 after?: components["parameters"]["After"];
             };
             header?: never;
@@ -992,12 +3010,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        items: components["schemas"]["Comment"][];
-                        next_cursor?: string;
-                    };
+                    "application/json": components["schemas"]["CommentPage"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["Invalid"];
         };
     };
     createComment: {
@@ -1011,33 +3030,43 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": {
-                    content?: string;
-                    content_html?: string;
-                    is_internal?: boolean;
-                };
+                "application/json": components["schemas"]["CreateCommentRequest"];
             };
         };
         responses: {
             /** @description The comment. */
             201: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Comment"];
                 };
             };
-            403: components["responses"]["Problem"];
-            409: components["responses"]["Problem"];
-            422: components["responses"]["Problem"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InvalidState"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
         };
     };
     ticketAudit: {
         parameters: {
             query?: {
+                /** @description An action (ticket.accepted), or a prefix ending in .* (ticket.*). */
+                action?: components["parameters"]["AuditAction"];
+                user_id?: string;
+                /** @description RFC 3339; inclusive. */
+                from?: components["parameters"]["From"];
+                /** @description RFC 3339; exclusive */
+                to?: components["parameters"]["To"];
                 limit?: components["parameters"]["Limit"];
-                after?: string;
+                /** @description The next_cursor of the previous page (an audit row id). */
+                after?: components["parameters"]["AuditAfter"];
             };
             header?: never;
             path: {
@@ -1047,18 +3076,85 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The ticket's history, newest first (staff). */
+            /** @description A page of audit rows. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        items: components["schemas"]["AuditEntry"][];
-                        next_cursor?: string;
-                    };
+                    "application/json": components["schemas"]["AuditPage"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    listTicketAttachments: {
+        parameters: {
+            query?: {
+                limit?: components["parameters"]["Limit"];
+                /** @description The next_cursor of the previous page (an id). */
+                after?: components["parameters"]["After"];
+            };
+            header?: never;
+            path: {
+                ticketID: components["parameters"]["TicketID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of attachments. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TicketAttachmentPage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    attachToTicket: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ticketID: components["parameters"]["TicketID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Upload"];
+            };
+        };
+        responses: {
+            /** @description The stored attachment. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Attachment"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InvalidState"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
         };
     };
     getCSAT: {
@@ -1072,7 +3168,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The satisfaction survey of the ticket. */
+            /** @description The survey state. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1081,6 +3177,9 @@ export interface operations {
                     "application/json": components["schemas"]["CSAT"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
         };
     };
     submitCSAT: {
@@ -1094,10 +3193,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": {
-                    rating: number;
-                    comment?: string | null;
-                };
+                "application/json": components["schemas"]["CSATAnswer"];
             };
         };
         responses: {
@@ -1110,7 +3206,14 @@ export interface operations {
                     "application/json": components["schemas"]["CSAT"];
                 };
             };
-            409: components["responses"]["Problem"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InvalidState"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
         };
     };
     uploadAttachment: {
@@ -1122,23 +3225,27 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "multipart/form-data": {
-                    /** Format: binary */
-                    file: string;
-                };
+                "multipart/form-data": components["schemas"]["Upload"];
             };
         };
         responses: {
-            /** @description Stored, not yet attached; list its id in attachment_ids. */
+            /** @description Stored, not yet attached. */
             201: {
                 headers: {
+                    Location: components["headers"]["Location"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Attachment"];
                 };
             };
-            413: components["responses"]["Problem"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
         };
     };
     downloadAttachment: {
@@ -1146,28 +3253,1117 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                attachmentID: string;
+                attachmentID: components["parameters"]["AttachmentID"];
             };
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description The file, as an attachment download. */
+            /** @description The file. */
+            200: {
+                headers: {
+                    "Content-Disposition"?: string;
+                    "Repr-Digest"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "*/*": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listAudit: {
+        parameters: {
+            query?: {
+                /** @description An action (ticket.accepted), or a prefix ending in .* (ticket.*). */
+                action?: components["parameters"]["AuditAction"];
+                user_id?: string;
+                ticket_id?: string;
+                /** @description RFC 3339; inclusive. */
+                from?: components["parameters"]["From"];
+                /** @description RFC 3339; exclusive */
+                to?: components["parameters"]["To"];
+                limit?: components["parameters"]["Limit"];
+                /** @description The next_cursor of the previous page (an audit row id). */
+                after?: components["parameters"]["AuditAfter"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of audit rows. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": string;
+                    "application/json": components["schemas"]["AuditPage"];
                 };
             };
-            404: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    exportAudit: {
+        parameters: {
+            query?: {
+                /** @description An action (ticket.accepted), or a prefix ending in .* (ticket.*). */
+                action?: components["parameters"]["AuditAction"];
+                user_id?: string;
+                ticket_id?: string;
+                /** @description RFC 3339; inclusive. */
+                from?: components["parameters"]["From"];
+                /** @description RFC 3339; exclusive */
+                to?: components["parameters"]["To"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description CSV with the header id, created_at, actor_kind, user_id, user_email, action, entity_type, entity_id, ticket_id, before, after, ip, user_agent, request_id. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    csatMetrics: {
+        parameters: {
+            query?: {
+                /** @description RFC 3339; inclusive. */
+                from?: components["parameters"]["From"];
+                /** @description RFC 3339; exclusive */
+                to?: components["parameters"]["To"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The figures. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CSATMetrics"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    listSLAPolicies: {
+        parameters: {
+            query?: {
+                include_inactive?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every policy (not paged). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["SLAPolicy"][];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    createSLAPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SLAPolicyInput"];
+            };
+        };
+        responses: {
+            /** @description The policy. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SLAPolicy"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    getSLAPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                policyID: components["parameters"]["PolicyID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The policy. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SLAPolicy"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteSLAPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                policyID: components["parameters"]["PolicyID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deactivated. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    patchSLAPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                policyID: components["parameters"]["PolicyID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SLAPolicyInput"];
+            };
+        };
+        responses: {
+            /** @description The policy after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SLAPolicy"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    listSLABreaches: {
+        parameters: {
+            query?: {
+                kind?: components["schemas"]["SLAMetric"];
+                policy_id?: string;
+                ticket_id?: string;
+                assigned_to?: string;
+                /** @description RFC 3339; inclusive. */
+                from?: components["parameters"]["From"];
+                /** @description RFC 3339; exclusive */
+                to?: components["parameters"]["To"];
+                limit?: components["parameters"]["Limit"];
+                /** @description The next_cursor of the previous page (an id). */
+                after?: components["parameters"]["After"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of breaches. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SLABreachPage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    slaMetrics: {
+        parameters: {
+            query?: {
+                /** @description RFC 3339; inclusive. */
+                from?: components["parameters"]["From"];
+                /** @description RFC 3339; exclusive */
+                to?: components["parameters"]["To"];
+                policy_id?: string;
+                period?: "day" | "week" | "month";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SLAComplianceReport"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    listServices: {
+        parameters: {
+            query?: {
+                /** @description Staff only; customers always get the active ones. */
+                is_active?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The services. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    createService: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateServiceRequest"];
+            };
+        };
+        responses: {
+            /** @description The service. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Service"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    getService: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                serviceID: components["parameters"]["ServiceID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The service. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Service"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteService: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                serviceID: components["parameters"]["ServiceID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description In use, so deactivated. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Service"];
+                };
+            };
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    patchService: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                serviceID: components["parameters"]["ServiceID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PatchServiceRequest"];
+            };
+        };
+        responses: {
+            /** @description The service after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Service"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    listCannedResponses: {
+        parameters: {
+            query?: {
+                scope?: "all" | "mine" | "shared";
+                /** @description Part of the title or content (case-insensitive). */
+                q?: string;
+                limit?: components["parameters"]["Limit"];
+                /** @description The next_cursor of the previous page (an id). */
+                after?: components["parameters"]["After"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of canned responses. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CannedResponsePage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    createCannedResponse: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateCannedResponseRequest"];
+            };
+        };
+        responses: {
+            /** @description The canned response. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CannedResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    getCannedResponse: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cannedID: components["parameters"]["CannedID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The canned response. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CannedResponse"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteCannedResponse: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cannedID: components["parameters"]["CannedID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    patchCannedResponse: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cannedID: components["parameters"]["CannedID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PatchCannedResponseRequest"];
+            };
+        };
+        responses: {
+            /** @description The canned response after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CannedResponse"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    renderCannedResponse: {
+        parameters: {
+            query?: {
+                ticket_id?: string;
+            };
+            header?: never;
+            path: {
+                cannedID: components["parameters"]["CannedID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rendered text. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        content: string;
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    listKBCategories: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The categories. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KBCategoryList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    createKBCategory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KBCategoryInput"];
+            };
+        };
+        responses: {
+            /** @description The category. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KBCategory"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    getKBCategory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id */
+                categoryID: components["parameters"]["CategoryID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The category. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KBCategory"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteKBCategory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id */
+                categoryID: components["parameters"]["CategoryID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    patchKBCategory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id */
+                categoryID: components["parameters"]["CategoryID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KBCategoryInput"];
+            };
+        };
+        responses: {
+            /** @description The category after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KBCategory"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    listKBArticles: {
+        parameters: {
+            query?: {
+                q?: string;
+                category_id?: string;
+                /** @description Staff only. */
+                status?: "draft" | "published";
+                /** @description Staff only. */
+                visibility?: components["schemas"]["KBVisibility"];
+                limit?: components["parameters"]["Limit"];
+                /** @description The next_cursor of the previous page (an id). */
+                after?: components["parameters"]["After"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of article summaries. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KBArticlePage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    createKBArticle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KBArticleInput"];
+            };
+        };
+        responses: {
+            /** @description The draft. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KBArticle"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    getKBArticle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id */
+                articleID: components["parameters"]["ArticleID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The article. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KBArticle"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteKBArticle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id */
+                articleID: components["parameters"]["ArticleID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+        };
+    };
+    patchKBArticle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id */
+                articleID: components["parameters"]["ArticleID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KBArticleInput"];
+            };
+        };
+        responses: {
+            /** @description The article after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KBArticle"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    publishKBArticle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id */
+                articleID: components["parameters"]["ArticleID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The published article. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KBArticle"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+        };
+    };
+    unpublishKBArticle: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description An id */
+                articleID: components["parameters"]["ArticleID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The article, a draft again. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KBArticle"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+        };
+    };
+    aiTriage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ticketID: components["parameters"]["TicketID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The suggestion. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AITriage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    aiSuggestResponse: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AIDraftRequest"];
+            };
+        };
+        responses: {
+            /** @description The draft. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AIDraft"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    aiSimilarTickets: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                ticketID: components["parameters"]["TicketID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The nearest tickets, best first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AISimilarTickets"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    aiSuggestKB: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                ticketID: components["parameters"]["TicketID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Knowledge-base articles for the ticket, best first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AIKBSuggestions"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listArchivedTasks: {
         parameters: {
             query?: {
                 limit?: components["parameters"]["Limit"];
+                /** @description A next_cursor (opaque). */
                 after?: string;
             };
             header?: never;
@@ -1184,14 +4380,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        items: components["schemas"]["ArchivedTask"][];
-                        next_cursor?: string;
-                    };
+                    "application/json": components["schemas"]["ArchivedTaskPage"];
                 };
             };
-            404: components["responses"]["Problem"];
-            503: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            422: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
         };
     };
     retryArchivedTask: {
@@ -1200,7 +4396,7 @@ export interface operations {
             header?: never;
             path: {
                 queue: components["parameters"]["Queue"];
-                taskID: string;
+                taskID: components["parameters"]["TaskID"];
             };
             cookie?: never;
         };
@@ -1211,9 +4407,14 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["RetriedTask"];
+                };
             };
-            404: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
         };
     };
     deleteArchivedTask: {
@@ -1222,7 +4423,7 @@ export interface operations {
             header?: never;
             path: {
                 queue: components["parameters"]["Queue"];
-                taskID: string;
+                taskID: components["parameters"]["TaskID"];
             };
             cookie?: never;
         };
@@ -1235,14 +4436,18 @@ export interface operations {
                 };
                 content?: never;
             };
-            404: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
         };
     };
-    stream: {
+    listMailboxes: {
         parameters: {
             query?: {
-                access_token?: string;
-                last_event_id?: string;
+                limit?: components["parameters"]["Limit"];
+                /** @description The next_cursor of the previous page (an id). */
+                after?: components["parameters"]["After"];
             };
             header?: never;
             path?: never;
@@ -1250,16 +4455,256 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description An event stream. */
+            /** @description A page of mailboxes. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": components["schemas"]["Event"];
+                    "application/json": components["schemas"]["MailboxPage"];
                 };
             };
-            429: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    createMailbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateMailboxRequest"];
+            };
+        };
+        responses: {
+            /** @description The mailbox. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Mailbox"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getMailbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mailboxID: components["parameters"]["MailboxID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The mailbox. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Mailbox"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    deleteMailbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mailboxID: components["parameters"]["MailboxID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+        };
+    };
+    patchMailbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                mailboxID: components["parameters"]["MailboxID"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PatchMailboxRequest"];
+            };
+        };
+        responses: {
+            /** @description The mailbox after the change. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Mailbox"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listQuarantine: {
+        parameters: {
+            query?: {
+                status?: components["schemas"]["QuarantineStatus"];
+                mailbox_id?: string;
+                limit?: components["parameters"]["Limit"];
+                /** @description The next_cursor of the previous page (an id). */
+                after?: components["parameters"]["After"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of quarantined messages. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuarantinePage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            422: components["responses"]["Invalid"];
+        };
+    };
+    replayQuarantine: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                quarantineID: components["parameters"]["QuarantineID"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Replay requested. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QuarantinedMessage"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["InvalidState"];
+        };
+    };
+    getPublicForm: {
+        parameters: {
+            query?: {
+                received?: string;
+            };
+            header?: never;
+            path: {
+                formKey: components["parameters"]["FormKey"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The form. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            404: components["responses"]["NotFound"];
+        };
+    };
+    submitPublicForm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                formKey: components["parameters"]["FormKey"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": components["schemas"]["PublicFormSubmission"];
+            };
+        };
+        responses: {
+            /** @description Accepted (when the client accepts application/json). */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntakeReceipt"];
+                };
+            };
+            /** @description Accepted; redirects to the thank-you page (?received=<ticket id>). */
+            303: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["Conflict"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["Unsupported"];
+            422: components["responses"]["Invalid"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
         };
     };
 }

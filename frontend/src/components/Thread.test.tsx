@@ -27,4 +27,18 @@ describe('Thread', () => {
     expect(container.querySelector('img')).toBeNull();
     expect(screen.getByText('<img src=x onerror=alert(1)>')).toBeTruthy();
   });
+
+  it('renders rich replies as sanitised HTML, links opening safely', () => {
+    const rich: Comment[] = [{
+      ...base, id: 'r1', author_id: 'agent', author_name: 'Alex', author_is_staff: true, is_internal: false, content: 'Try this',
+      content_html: '<p><strong>Try</strong> <a href="https://example.test/x">this</a></p><img src=x onerror=alert(1)><script>alert(2)</script>',
+    }];
+    const { container } = renderUI(<Thread comments={rich} meId="cust" />);
+    expect(container.querySelector('strong')?.textContent).toBe('Try');
+    const a = container.querySelector('a')!;
+    expect(a.getAttribute('rel')).toBe('noopener noreferrer nofollow');
+    expect(a.getAttribute('target')).toBe('_blank');
+    expect(container.querySelector('img')).toBeNull();
+    expect(container.querySelector('script')).toBeNull();
+  });
 });

@@ -2,12 +2,14 @@ import { Badge, Group, Paper, Stack, Text } from '@mantine/core';
 import { useTranslation } from 'react-i18next';
 import type { Comment } from '../api/client';
 import { IconLock } from './Icons';
+import { RichText } from './RichText';
 import { RelativeTime } from './Time';
 
 /**
- * Thread renders a ticket's comments oldest first. Text is rendered as
- * text (never as HTML); internal notes are striped and labelled so they
- * cannot be mistaken for replies the customer sees.
+ * Thread renders a ticket's comments oldest first. Plain text is rendered
+ * as text, rich replies as their sanitised HTML (RichText). Internal notes
+ * are striped and labelled so they cannot pass for replies the customer
+ * sees.
  */
 export function Thread({ comments, meId, names }: { comments: Comment[]; meId: string; names?: Map<string, string> }) {
   const { t } = useTranslation();
@@ -29,7 +31,7 @@ export function Thread({ comments, meId, names }: { comments: Comment[]; meId: s
               </Group>
               <Text size="xs" c="dimmed"><RelativeTime iso={c.created_at} /></Text>
             </Group>
-            <Text size="sm" className="atum-thread-text">{c.content}</Text>
+            {c.content_html ? <RichText html={c.content_html} /> : <Text size="sm" className="atum-thread-text">{c.content}</Text>}
           </Paper>
         );
       })}

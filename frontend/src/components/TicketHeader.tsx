@@ -1,6 +1,7 @@
 import { Group, Stack, Text, Title } from '@mantine/core';
 import { useTranslation } from 'react-i18next';
 import type { Ticket } from '../api/client';
+import { useServiceList } from '../lib/queries';
 import { PriorityBadge, StatusBadge } from './Badges';
 import { RelativeTime } from './Time';
 
@@ -13,6 +14,7 @@ export function TicketHeader({ ticket }: { ticket: Ticket }) {
       <Group gap="xs">
         <StatusBadge status={ticket.status} />
         <PriorityBadge priority={ticket.priority} />
+        {ticket.service_id && <ServiceName id={ticket.service_id} />}
         <Text size="xs" c="dimmed">{t('ticket.opened')} <RelativeTime iso={ticket.created_at} /></Text>
       </Group>
     </Stack>
@@ -27,4 +29,10 @@ export function Description({ ticket }: { ticket: Ticket }) {
       <Text size="sm" className="atum-thread-text" data-testid="ticket-description">{ticket.description}</Text>
     </Stack>
   );
+}
+
+function ServiceName({ id }: { id: string }) {
+  const services = useServiceList();
+  const name = services.data?.find((sv) => sv.id === id)?.name;
+  return name ? <span className="atum-badge" data-testid="ticket-service">{name}</span> : null;
 }

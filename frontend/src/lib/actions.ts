@@ -23,7 +23,7 @@ export function useAddComment(id: string) {
   const fail = useFailure(id);
   const { t } = useTranslation();
   return useMutation({
-    mutationFn: (v: { content: string; is_internal: boolean }) =>
+    mutationFn: (v: { content: string; content_html?: string; is_internal: boolean }) =>
       unwrap(api.POST('/api/v1/tickets/{ticketID}/comments', { params: { path: { ticketID: id } }, body: v })),
     onSuccess: (c) => {
       notifications.show({ color: 'green', message: c.is_internal ? t('reply.noteAdded') : t('reply.sent') });
@@ -78,5 +78,17 @@ export function useSetPriority(id: string) {
   return {
     ...m,
     mutate: (p: Priority) => m.mutate(p, { onSuccess: () => notifications.show({ color: 'green', message: t('priority.changed') }), onError: fail }),
+  };
+}
+
+export function useSetService(id: string) {
+  const api = useApi();
+  const fail = useFailure(id);
+  const { t } = useTranslation();
+  const m = useTicketMutation(id, (serviceId: string | null) =>
+    unwrap(api.PATCH('/api/v1/tickets/{ticketID}', { params: { path: { ticketID: id } }, body: { service_id: serviceId } })));
+  return {
+    ...m,
+    mutate: (v: string | null) => m.mutate(v, { onSuccess: () => notifications.show({ color: 'green', message: t('service.changed') }), onError: fail }),
   };
 }

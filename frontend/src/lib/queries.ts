@@ -12,6 +12,8 @@ export const keys = {
   csat: (id: string) => ['csat', id] as const,
   audit: (id: string) => ['audit', id] as const,
   staff: ['users', 'staff'] as const,
+  attachments: (id: string) => ['attachments', id] as const,
+  services: ['services'] as const,
 };
 
 export interface TicketQuery {
@@ -138,5 +140,30 @@ export function useUserById(id: string | null | undefined) {
     enabled: !!id,
     staleTime: 5 * 60_000,
     queryFn: ({ signal }) => unwrap(api.GET('/api/v1/users/{userID}', { signal, params: { path: { userID: id! } } })),
+  });
+}
+
+/** useAttachments lists the files of a ticket the viewer may see (no internal-note files for customers). */
+export function useAttachments(id: string) {
+  const api = useApi();
+  const poll = usePollWhileOffline();
+  return useQuery({
+    queryKey: keys.attachments(id),
+    queryFn: ({ signal }) => unwrap(api.GET('/api/v1/tickets/{ticketID}/attachments', {
+      signal, params: { path: { ticketID: id }, query: { limit: 200 } },
+    })).then((p) => p.items),
+    refetchInterval: poll,
+  });
+}
+
+/** useServices lists the organisation's services (customers get the active ones only). */
+export function useServiceList(opts: { activeOnly?: boolean } = {}) {
+  const api = useApi();
+  return useQuery({
+    queryKey: [...keys.services, opts.activeOnly ?? false],
+    staleTime: 60_000,
+    queryFn: ({ signal }) => unwrap(api.GET('/api/v1/services', {
+      signal, params: { query: opts.activeOnly ? { is_active: true } : {} },
+    })).then((p) => p.items),
   });
 }

@@ -1,6 +1,7 @@
 // Uploads with progress: fetch cannot report upload progress, so this one
-// call uses XMLHttpRequest (same origin, bearer token, multipart part "file").
-import { ApiError, isProblem, type Attachment } from '../api/client';
+// call uses XMLHttpRequest (same origin, bearer token, multipart part
+// "file"). Downloads go through the API client (bearer token) to a blob.
+import { ApiError, isProblem, unwrap, type ApiClient, type Attachment } from '../api/client';
 
 export function uploadFile(
   file: File,
@@ -46,4 +47,21 @@ export function formatBytes(n: number, lng: string): string {
     i++;
   }
   return new Intl.NumberFormat(lng, { style: 'unit', unit: units[i], unitDisplay: 'narrow', maximumFractionDigits: 1 }).format(n);
+}
+
+/**
+ * downloadAttachment fetches a file with the session's token (a plain link
+ * would carry none) and hands it to the browser as a download.
+ */
+export async function downloadAttachment(api: ApiClient, a: { id: string; filename: string }): Promise<void> {
+  const blob = await unwrap(api.GET('/api/v1/attachments/{attachmentID}', { params: { path: { attachmentID: a.id } }, parseAs: 'blob' }));
+  const url = URL.createObjectURL(blob as Blob);
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = a.filename;
+  link.rel = 'noopener';
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }

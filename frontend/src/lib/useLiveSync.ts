@@ -5,7 +5,7 @@ import { useServices } from './services';
 
 /**
  * useLiveSync keeps the stream open while signed in and refreshes what an
- * event touches: the ticket, its thread, survey and history, and (at most
+ * event touches: the ticket, its thread, files, survey and history, and (at most
  * every 300 ms) the ticket lists.
  */
 export function useLiveSync(enabled: boolean) {
@@ -18,6 +18,7 @@ export function useLiveSync(enabled: boolean) {
       const id = ev.ticket_id;
       void qc.invalidateQueries({ queryKey: keys.ticket(id) });
       if (ev.type === 'comment.added') void qc.invalidateQueries({ queryKey: keys.comments(id) });
+      if (ev.type === 'comment.added' || ev.type === 'attachment.added') void qc.invalidateQueries({ queryKey: keys.attachments(id) });
       if (ev.type === 'ticket.status_changed') void qc.invalidateQueries({ queryKey: keys.csat(id) });
       void qc.invalidateQueries({ queryKey: keys.audit(id) });
       listTimer ??= setTimeout(() => {

@@ -1,7 +1,7 @@
 import { Badge, Button, Group, Paper, SegmentedControl, Stack, Table, Tabs, Text, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { Link } from '@tanstack/react-router';
+import { Link, useNavigate, useSearch } from '@tanstack/react-router';
 import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { ApiError, unwrap } from '../../api/client';
@@ -10,24 +10,41 @@ import { ConfirmButton } from '../../components/ConfirmButton';
 import { EmptyState, ErrorState, ForbiddenPanel, ListSkeleton } from '../../components/States';
 import { RelativeTime } from '../../components/Time';
 import { useApi, useUser } from '../../lib/services';
+import { ADMIN_TABS, type AdminTab } from '../../router';
+import { CannedResponses } from './admin/CannedResponses';
+import { Mailboxes } from './admin/Mailboxes';
+import { Organization } from './admin/Organization';
+import { Services } from './admin/Services';
+import { SlaPolicies } from './admin/SlaPolicies';
 
 type Queue = components['parameters']['Queue'];
 const QUEUES: Queue[] = ['dedup', 'triage', 'embed', 'sla', 'notify'];
 
-/** Admin: the organisation's users and the pipeline tasks that failed for good (admins only). */
+/** Admin: the organisation's settings, users, services, SLA policies, mailboxes and failed pipeline tasks (admins only). */
 export function Admin() {
   const { t } = useTranslation();
   const user = useUser();
+  const { tab } = useSearch({ from: '/desk/admin' });
+  const navigate = useNavigate({ from: '/desk/admin' });
   if (user.role !== 'admin') return <ForbiddenPanel />;
+  const labels: Record<AdminTab, string> = {
+    users: t('admin.users'), organization: t('admin.organization'), services: t('admin.services'), sla: t('admin.sla'),
+    mailboxes: t('admin.mailboxes'), canned: t('admin.canned'), tasks: t('admin.tasks'),
+  };
   return (
     <Stack gap="md">
       <Title order={1} size="h2">{t('admin.title')}</Title>
-      <Tabs defaultValue="users" keepMounted={false}>
+      <Tabs value={tab ?? 'users'} keepMounted={false}
+        onChange={(v) => void navigate({ search: { tab: (v as AdminTab) ?? undefined }, replace: true })}>
         <Tabs.List mb="md">
-          <Tabs.Tab value="users">{t('admin.users')}</Tabs.Tab>
-          <Tabs.Tab value="tasks">{t('admin.tasks')}</Tabs.Tab>
+          {ADMIN_TABS.map((k) => <Tabs.Tab key={k} value={k}>{labels[k]}</Tabs.Tab>)}
         </Tabs.List>
         <Tabs.Panel value="users"><Users /></Tabs.Panel>
+        <Tabs.Panel value="organization"><Organization /></Tabs.Panel>
+        <Tabs.Panel value="services"><Services /></Tabs.Panel>
+        <Tabs.Panel value="sla"><SlaPolicies /></Tabs.Panel>
+        <Tabs.Panel value="mailboxes"><Mailboxes /></Tabs.Panel>
+        <Tabs.Panel value="canned"><CannedResponses /></Tabs.Panel>
         <Tabs.Panel value="tasks"><Tasks /></Tabs.Panel>
       </Tabs>
     </Stack>

@@ -7,14 +7,16 @@ import { PRIORITIES, type Priority, type Ticket, type TicketStatus } from '../..
 import { AssigneeSelect } from '../../components/AssigneeSelect';
 import { ConfirmButton } from '../../components/ConfirmButton';
 import { IconLock } from '../../components/Icons';
-import { ReplyBox, type ReplyBoxHandle, type ReplyMode } from '../../components/ReplyBox';
+import { AttachmentList } from '../../components/AttachmentList';
+import { CannedPicker } from '../../components/CannedPicker';
+import { appendText, commentBody, ReplyBox, type Draft, type ReplyBoxHandle, type ReplyMode } from '../../components/ReplyBox';
 import { SlaLine } from '../../components/Sla';
 import { ErrorState, ListSkeleton } from '../../components/States';
 import { Thread } from '../../components/Thread';
 import { Description, TicketHeader } from '../../components/TicketHeader';
 import { absolute } from '../../components/Time';
-import { useAddComment, useAssign, useChangeStatus, useSetPriority } from '../../lib/actions';
-import { useAudit, useComments, useTicket, useUserById } from '../../lib/queries';
+import { useAddComment, useAssign, useChangeStatus, useSetPriority, useSetService } from '../../lib/actions';
+import { useAudit, useComments, useServiceList, useTicket, useUserById } from '../../lib/queries';
 import { useServices, useUser } from '../../lib/services';
 import { canTriage } from './DeskLayout';
 
@@ -29,7 +31,7 @@ export function DeskTicket() {
   const ticket = useTicket(ticketId);
   const comments = useComments(ticketId);
   const add = useAddComment(ticketId);
-  const [draft, setDraft] = useState('');
+  const [draft, setDraft] = useState<Draft>({ html: '', text: '' });
   const [mode, setMode] = useState<ReplyMode>('public');
   const [newReply, setNewReply] = useState(false);
   const [tab, setTab] = useState<string | null>('conversation');
@@ -50,7 +52,7 @@ export function DeskTicket() {
   const tk = ticket.data;
   const readOnly = tk.status === 'closed' || tk.status === 'cancelled';
   const send = () =>
-    add.mutate({ content: draft.trim(), is_internal: mode === 'internal' }, { onSuccess: () => { setDraft(''); setNewReply(false); } });
+    add.mutate({ ...commentBody(draft), is_internal: mode === 'internal' }, { onSuccess: () => { setDraft({ html: '', text: '' }); setNewReply(false); } });
   const showLatest = () => {
     setNewReply(false);
     const all = document.querySelectorAll('[data-testid="thread"] > *');
@@ -79,7 +81,7 @@ export function DeskTicket() {
                 {newReply && (
                   <Alert color="gold" variant="light" data-testid="new-reply" role="status" withCloseButton onClose={() => setNewReply(false)}>
                     <Group justify="space-between">
-                      <Text size="sm">{draft.trim() ? t('desk.newReplyDraft') : t('desk.newReply')}</Text>
+                      <Text size="sm">{draft.text.trim() ? t('desk.newReplyDraft') : t('desk.newReply')}</Text>
                       <Button size="xs" variant="light" onClick={showLatest}>{t('desk.showNewReply')}</Button>
                     </Group>
                   </Alert>
@@ -87,7 +89,8 @@ export function DeskTicket() {
                 {readOnly ? (
                   <Alert color="gray" icon={<IconLock />} data-testid="read-only">{t('ticket.readOnly', { status: t(`status.${tk.status}`) })}</Alert>
                 ) : (
-                  <ReplyBox ref={reply} draft={draft} onDraft={setDraft} mode={mode} onMode={setMode} onSend={send} busy={add.isPending} />
+                  <ReplyBox ref={reply} draft={draft} onDraft={setDraft} mode={mode} onMode={setMode} onSend={send} busy={add.isPending}
+                    tools={<CannedPicker ticketId={tk.id} onInsert={(text) => setDraft((d) => appendText(d, text))} />} />
                 )}
               </Stack>
             </Tabs.Panel>
@@ -100,6 +103,7 @@ export function DeskTicket() {
           <Stack gap="md">
             <Workflow ticket={tk} role={user.role} />
             <SlaPanel ticket={tk} />
+            <AttachmentList ticketId={tk.id} />
             <Requester id={tk.requester_id} />
             <AiPanel ticket={tk} />
           </Stack>
@@ -114,6 +118,8 @@ function Workflow({ ticket: tk, role }: { ticket: Ticket; role: string }) {
   const status = useChangeStatus(tk.id);
   const assign = useAssign(tk.id);
   const priority = useSetPriority(tk.id);
+  const service = useSetService(tk.id);
+  const services = useServiceList();
   const readOnly = tk.status === 'closed' || tk.status === 'cancelled';
   const moves = tk.allowed_transitions.filter((s) => s !== 'assigned' && s !== 'cancelled');
   return (
@@ -137,6 +143,10 @@ function Workflow({ ticket: tk, role }: { ticket: Ticket; role: string }) {
         <Select label={t('ticket.priority')} value={tk.priority} disabled={readOnly || priority.isPending} allowDeselect={false}
           data={PRIORITIES.map((p) => ({ value: p, label: t(`priority.${p}`) }))}
           onChange={(v) => v && v !== tk.priority && priority.mutate(v as Priority)} />
+        <Select label={t('ticket.service')} value={tk.service_id ?? null} disabled={readOnly || service.isPending} clearable
+          placeholder={t('ticket.noService')} data-testid="service-select"
+          data={(services.data ?? []).filter((sv) => sv.is_active || sv.id === tk.service_id).map((sv) => ({ value: sv.id, label: sv.name }))}
+          onChange={(v) => (v ?? null) !== (tk.service_id ?? null) && service.mutate(v ?? null)} />
         {canTriage(role) && ASSIGNABLE.includes(tk.status) ? (
           <AssigneeSelect label={t('ticket.assignee')} value={tk.assigned_to ?? null} onChange={(id) => assign.mutate(id)} disabled={assign.isPending} />
         ) : (

@@ -1,4 +1,4 @@
-import { Button, Group, Paper, SegmentedControl, Stack, Text, TextInput, Textarea, Title } from '@mantine/core';
+import { Button, Group, Paper, SegmentedControl, Select, Stack, Text, TextInput, Textarea, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { useNavigate } from '@tanstack/react-router';
@@ -6,7 +6,7 @@ import { useState, type FormEvent } from 'react';
 import { useTranslation } from 'react-i18next';
 import { ApiError, PRIORITIES, unwrap, type Priority } from '../../api/client';
 import { FileDrop, useUploads } from '../../components/FileDrop';
-import { keys } from '../../lib/queries';
+import { keys, useServiceList } from '../../lib/queries';
 import { useApi } from '../../lib/services';
 
 export function NewTicket() {
@@ -18,6 +18,9 @@ export function NewTicket() {
   const [subject, setSubject] = useState('');
   const [description, setDescription] = useState('');
   const [priority, setPriority] = useState<Priority>('medium');
+  const [priorityTouched, setPriorityTouched] = useState(false);
+  const [serviceId, setServiceId] = useState<string | null>(null);
+  const services = useServiceList({ activeOnly: true });
   const [fieldErrors, setFieldErrors] = useState<Record<string, string>>({});
   // One key per form: a double click or a retry after a lost answer files one ticket.
   const [idemKey] = useState(() => crypto.randomUUID());
@@ -27,7 +30,7 @@ export function NewTicket() {
       const { data, error, response } = await api.POST('/api/v1/tickets', {
         params: { header: { Prefer: 'wait=5', 'Idempotency-Key': idemKey } },
         body: {
-          subject: subject.trim(), description: description.trim(), priority,
+          subject: subject.trim(), description: description.trim(), priority, service_id: serviceId ?? undefined,
           attachment_ids: uploads.ids.length ? uploads.ids : undefined,
         },
       });
@@ -61,6 +64,17 @@ export function NewTicket() {
       <Paper p="lg" className="atum-panel">
         <form onSubmit={submit} noValidate>
           <Stack gap="md">
+            {(services.data?.length ?? 0) > 0 && (
+              <Select label={t('ticket.service')} placeholder={t('newTicket.servicePlaceholder')} value={serviceId} clearable searchable
+                data-testid="new-service" error={fieldErrors.service_id}
+                data={services.data!.map((sv) => ({ value: sv.id, label: sv.name }))}
+                onChange={(v) => {
+                  setServiceId(v);
+                  // The service's usual priority, unless the customer already chose one.
+                  const sv = services.data!.find((x) => x.id === v);
+                  if (sv?.default_priority && !priorityTouched) setPriority(sv.default_priority);
+                }} />
+            )}
             <TextInput label={t('ticket.subject')} required value={subject} maxLength={300}
               onChange={(e) => setSubject(e.currentTarget.value)} error={fieldErrors.subject} />
             <Textarea label={t('ticket.description')} required value={description} autosize minRows={6}
@@ -69,7 +83,7 @@ export function NewTicket() {
             <Stack gap={4}>
               <Text size="sm" fw={500} id="priority-label">{t('ticket.priority')}</Text>
               <div role="radiogroup" aria-labelledby="priority-label">
-                <SegmentedControl value={priority} onChange={(v) => setPriority(v as Priority)} fullWidth
+                <SegmentedControl value={priority} onChange={(v) => { setPriority(v as Priority); setPriorityTouched(true); }} fullWidth
                   data={PRIORITIES.map((p) => ({ value: p, label: t(`priority.${p}`) }))} />
               </div>
               {fieldErrors.priority && <Text size="xs" c="red.4">{fieldErrors.priority}</Text>}

@@ -5,7 +5,8 @@ import { useTranslation } from 'react-i18next';
 import { ConfirmButton } from '../../components/ConfirmButton';
 import { CsatWidget } from '../../components/CsatWidget';
 import { IconLock } from '../../components/Icons';
-import { ReplyBox } from '../../components/ReplyBox';
+import { AttachmentList } from '../../components/AttachmentList';
+import { commentBody, ReplyBox, type Draft } from '../../components/ReplyBox';
 import { ErrorState, ListSkeleton } from '../../components/States';
 import { Thread } from '../../components/Thread';
 import { Description, TicketHeader } from '../../components/TicketHeader';
@@ -22,13 +23,13 @@ export function PortalTicket() {
   const comments = useComments(ticketId);
   const add = useAddComment(ticketId);
   const status = useChangeStatus(ticketId);
-  const [draft, setDraft] = useState('');
+  const [draft, setDraft] = useState<Draft>({ html: '', text: '' });
 
   if (ticket.isPending) return <ListSkeleton rows={4} />;
   if (ticket.isError) return <ErrorState error={ticket.error} onRetry={() => void ticket.refetch()} />;
   const tk = ticket.data;
   const readOnly = tk.status === 'closed' || tk.status === 'cancelled';
-  const send = () => add.mutate({ content: draft.trim(), is_internal: false }, { onSuccess: () => setDraft('') });
+  const send = () => add.mutate({ ...commentBody(draft), is_internal: false }, { onSuccess: () => setDraft({ html: '', text: '' }) });
 
   return (
     <Stack gap="lg" data-testid="portal-ticket" data-status={tk.status}>
@@ -48,6 +49,7 @@ export function PortalTicket() {
       )}
       <CsatWidget ticketId={tk.id} enabled={tk.status === 'resolved' || tk.status === 'closed'} />
       <Description ticket={tk} />
+      <AttachmentList ticketId={tk.id} />
       <Title order={2} size="h4">{t('thread.title')}</Title>
       {comments.isPending ? <ListSkeleton rows={2} /> : comments.isError ? (
         <ErrorState error={comments.error} onRetry={() => void comments.refetch()} />
