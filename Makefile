@@ -5,6 +5,7 @@
 #   make stop    stop atumdesk and the local stack
 #   make test    stack and mail servers up, gofmt check, go vet, go test -race against them
 #   make mail-up / mail-down   the local Dovecot + Postfix test servers (deploy/local/mail.sh)
+#   make nginx-up / nginx-down nginx from Debian in front of `make run` on 127.0.0.1:18080 (deploy/local/nginx.sh)
 #   make lint    gofmt check, go vet, staticcheck
 #   make frontend        npm ci (when the lockfile changed) and build the web app into frontend/dist
 #   make frontend-test   typecheck, Vitest, build (make test runs it, then the Playwright e2e suite)
@@ -19,6 +20,8 @@ STACK := bash deploy/local/stack.sh
 OLLAMA := bash deploy/local/ollama.sh
 RUN := bash deploy/local/run.sh
 MAIL := bash deploy/local/mail.sh
+# nginx running deploy/nginx/atumdesk.conf on loopback (the scale-out test starts its own).
+NGINX := bash deploy/local/nginx.sh
 # `staticcheck@2026.1` is not a module version; v0.8.2 is staticcheck 2026.2.2, the
 # newest release on the proxy, built for Go 1.26.
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -26,7 +29,7 @@ STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOFILES_CMD := find . \( -path ./data -o -path ./.git -o -name node_modules -o -name testdata \) -prune -o -name '*.go' -print0
 
 .PHONY: frontend frontend-test e2e
-.PHONY: build run stop test lint fmt fmt-check vet staticcheck ollama-up stack-up stack-down stack-status mail-up mail-down clean
+.PHONY: build run stop test lint fmt fmt-check vet staticcheck ollama-up stack-up stack-down stack-status mail-up mail-down nginx-install nginx-up nginx-down clean
 
 build:
 	$(GO) build -o bin/atumdesk ./cmd/atumdesk
@@ -38,7 +41,7 @@ stop:
 	$(RUN) stop
 	$(STACK) down
 
-test: stack-up mail-up ollama-up fmt-check vet frontend-test
+test: stack-up mail-up ollama-up nginx-install fmt-check vet frontend-test
 	eval "$$($(STACK) env)" && eval "$$($(MAIL) env)" && eval "$$($(OLLAMA) env)" && $(GO) test -race -p 2 -count=1 -timeout 20m ./...
 	$(MAKE) e2e
 
@@ -76,6 +79,17 @@ mail-up:
 
 mail-down:
 	$(MAIL) down
+
+# nginx from Debian (installed when missing): `make test` needs the binary;
+# nginx-up fronts `make run` (http://127.0.0.1:18080).
+nginx-install:
+	$(NGINX) install
+
+nginx-up:
+	$(NGINX) up
+
+nginx-down:
+	$(NGINX) down
 
 clean:
 	rm -rf bin/

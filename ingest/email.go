@@ -236,6 +236,9 @@ func (k *mailSink) newTicket(ctx context.Context, m *imap.Message, msg *mail.Mes
 		IdempotencyScope: "mailbox:" + m.MailboxID.String(),
 		MessageID:        msg.MessageID, InReplyTo: msg.InReplyTo, References: msg.References,
 		AutoSubmitted: msg.Loop.Automatic,
+		// The poller holds the mailbox alone: a reservation still pending is
+		// a killed predecessor's, which must not hold the mail back.
+		TakeOverPending: true,
 	})
 	if e, ok := apperr.As(err); ok && (e.Kind == apperr.Invalid || e.Kind == apperr.BadRequest) {
 		k.count(mailQuarantine)

@@ -1,4 +1,4 @@
-package ingest_test
+package ingest
 
 import (
 	"bytes"
@@ -17,7 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
-	"github.com/atumdesk/atumdesk/ingest"
 	"github.com/atumdesk/atumdesk/ingest/imap"
 	"github.com/atumdesk/atumdesk/ingest/mail"
 	"github.com/atumdesk/atumdesk/internal/mailthread"
@@ -50,19 +49,14 @@ func newMailHarness(t *testing.T) *mailHarness {
 	_, err := seed.Demo(ctx, db, "")
 	require.NoError(t, err)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b, err := pipeline.StartBroker(ctx, pipeline.BrokerConfig{DataDir: t.TempDir(), Addr: "127.0.0.1:0", Logger: log})
-	require.NoError(t, err)
-	t.Cleanup(b.Close)
-	require.NoError(t, pipeline.EnsureTopics(ctx, b.Addrs(), pipeline.DefaultTopics(1)))
-	producer := pipeline.NewProducer(b.Addrs(), pipeline.WithMaxAttempts(2), pipeline.WithTimeout(2*time.Second))
-	t.Cleanup(func() { _ = producer.Close() })
+	brokers, producer := testBroker(t)
 	persister, err := pipeline.NewPersister(db, log, nil)
 	require.NoError(t, err)
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = pipeline.RunPersister(pctx, pipeline.ConsumerConfig{Brokers: b.Addrs(), MaxWait: 5 * time.Millisecond,
+		_ = pipeline.RunPersister(pctx, pipeline.ConsumerConfig{Brokers: brokers, MaxWait: 5 * time.Millisecond,
 			RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, LagInterval: -1}, persister)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
@@ -73,7 +67,7 @@ func newMailHarness(t *testing.T) *mailHarness {
 	h.mailbox = uuid.Must(uuid.NewV7())
 	require.NoError(t, db.Exec(`INSERT INTO mailboxes (id, org_id, address, imap_host, imap_username, credentials_ref)
 		VALUES (?, ?, 'support@acme.test', 'imap.acme.test', 'support@acme.test', 'secretbox')`, h.mailbox, h.org).Error)
-	h.sink, err = ingest.New(db, testenv.Redis(t), producer, log).MailSink(ingest.MailConfig{Signer: h.signer,
+	h.sink, err = New(db, testenv.Redis(t), producer, log).MailSink(MailConfig{Signer: h.signer,
 		Tickets: tickets.New(db, tickets.Config{}), Registerer: h.reg})
 	require.NoError(t, err)
 	return h
@@ -187,6 +181,21 @@ func (h *mailHarness) outcome(o string) float64 {
 	return 0
 }
 
+// testBroker starts the Kafka-protocol broker with the pipeline's topics
+// and returns its addresses and a producer for it.
+func testBroker(t *testing.T) ([]string, *pipeline.Producer) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := pipeline.StartBroker(ctx, pipeline.BrokerConfig{DataDir: t.TempDir(), Addr: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	require.NoError(t, pipeline.EnsureTopics(ctx, b.Addrs(), pipeline.DefaultTopics(1)))
+	producer := pipeline.NewProducer(b.Addrs(), pipeline.WithMaxAttempts(2), pipeline.WithTimeout(2*time.Second))
+	t.Cleanup(func() { _ = producer.Close() })
+	return b.Addrs(), producer
+}
+
 const customer = "Customer <customer@example.test>"
 
 // TestMailThreading: the threading decisions against a real database.
@@ -286,6 +295,16 @@ func TestMailThreading(t *testing.T) {
 		var responded bool
 		require.NoError(t, h.db.Raw(`SELECT first_responded_at IS NOT NULL FROM tickets WHERE id = ?`, tk.ID).Scan(&responded).Error)
 		require.True(t, responded)
+	})
+
+	t.Run("reply to an SLA escalation: never a public comment", func(t *testing.T) {
+		before := len(h.comments(tk.ID))
+		n := uuid.NewString() + "@notify.atumdesk.test"
+		require.NoError(t, h.db.Exec(`INSERT INTO notifications (id, org_id, ticket_id, event_id, kind, recipient, message_id, status, sent_at)
+			VALUES (?, ?, ?, ?, 'sla_escalation', 'agent@acme.test', ?, 'sent', now())`, uuid.Must(uuid.NewV7()), h.org, tk.ID, uuid.Must(uuid.NewV7()), n).Error)
+		raw, _ := h.message("Agent <agent@acme.test>", "Re: SLA breached", "In-Reply-To: <"+n+">")
+		require.NoError(t, h.deliver(raw, false))
+		require.Len(t, h.comments(tk.ID), before, "an internal escalation thread is not the customer's thread")
 	})
 
 	t.Run("automatic reply that threads: nothing", func(t *testing.T) {

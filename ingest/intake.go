@@ -35,6 +35,11 @@ const (
 	MaxDescription = 100_000
 	MaxAttachments = 20
 	idempotencyTTL = 24 * time.Hour
+	// pendingTTL bounds how long a key whose submission is being produced
+	// answers 409: if the process producing it dies, a retry is accepted
+	// after this. A retry that overlaps a slow produce is still one ticket:
+	// the persister keeps (org, idempotency key) unique.
+	pendingTTL = 15 * time.Second
 )
 
 // Submission is what a channel received, before validation.
@@ -57,9 +62,15 @@ type Submission struct {
 	InReplyTo        string
 	References       []string
 	AutoSubmitted    bool // machine-written mail: the ticket is never acknowledged
-	ClientIP         string
-	UserAgent        string
-	RequestID        string
+	// TakeOverPending: a reservation of the key still "in progress" is
+	// taken over instead of answered with 409. For a channel whose
+	// submitter holds its source exclusively (the mail poller's mailbox
+	// lease) such a reservation is a crashed predecessor's; producing again
+	// is safe, the persister keeps one ticket per key and Message-ID.
+	TakeOverPending bool
+	ClientIP        string
+	UserAgent       string
+	RequestID       string
 }
 
 // Receipt is the answer to an accepted submission.
@@ -100,8 +111,8 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (*Receipt, error) 
 	}
 	hash := requestHash(in)
 	in.IdempotencyScope, in.RequestHash = sub.IdempotencyScope, hash
-	idemKey := fmt.Sprintf("atumdesk:idem:%s:%s:%s", in.OrgID, sub.IdempotencyScope, hashKey(in.IdempotencyKey))
-	prior, err := s.reserve(ctx, idemKey, in, hash, sub.IdempotencyScope)
+	idemKey := idempotencyKey(in.OrgID, sub.IdempotencyScope, in.IdempotencyKey)
+	prior, err := s.reserve(ctx, idemKey, in, hash, sub.IdempotencyScope, sub.TakeOverPending)
 	if err != nil || prior != nil {
 		return prior, err
 	}
@@ -133,9 +144,9 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (*Receipt, error) 
 // reserve claims the idempotency key. A key seen before answers with the
 // first submission's ticket (or a conflict if the request differs); a key
 // whose first submission is still being produced is a 409 to retry.
-func (s *Service) reserve(ctx context.Context, key string, in *pipeline.Intake, hash, scope string) (*Receipt, error) {
+func (s *Service) reserve(ctx context.Context, key string, in *pipeline.Intake, hash, scope string, takeOver bool) (*Receipt, error) {
 	pending := "pending|" + in.TicketID.String() + "|" + hash
-	ok, err := s.rdb.SetNX(ctx, key, pending, time.Minute).Result()
+	ok, err := s.rdb.SetNX(ctx, key, pending, pendingTTL).Result()
 	if err != nil {
 		return nil, &apperr.Error{Kind: apperr.Unavailable, Msg: "Ticket intake is temporarily unavailable; retry shortly.",
 			RetryAfter: 2 * time.Second, Err: err}
@@ -169,7 +180,7 @@ func (s *Service) reserve(ctx context.Context, key string, in *pipeline.Intake, 
 	}
 	v, err := s.rdb.Get(ctx, key).Result()
 	if errors.Is(err, redis.Nil) {
-		return s.reserve(ctx, key, in, hash, scope) // expired between the calls
+		return s.reserve(ctx, key, in, hash, scope, takeOver) // expired between the calls
 	}
 	if err != nil {
 		return nil, &apperr.Error{Kind: apperr.Unavailable, Msg: "Ticket intake is temporarily unavailable; retry shortly.",
@@ -181,6 +192,13 @@ func (s *Service) reserve(ctx context.Context, key string, in *pipeline.Intake, 
 	}
 	if parts[2] != hash {
 		return nil, errKeyReused
+	}
+	if parts[0] == "pending" && takeOver {
+		if err := s.rdb.Del(ctx, key).Err(); err != nil {
+			return nil, &apperr.Error{Kind: apperr.Unavailable, Msg: "Ticket intake is temporarily unavailable; retry shortly.",
+				RetryAfter: 2 * time.Second, Err: err}
+		}
+		return s.reserve(ctx, key, in, hash, scope, false) // once: a live competitor's reservation is answered with 409
 	}
 	if parts[0] == "pending" {
 		return nil, &apperr.Error{Kind: apperr.Conflict, Msg: "A request with this Idempotency-Key is in progress; retry shortly.",
@@ -356,6 +374,11 @@ func requestHash(in *pipeline.Intake) string {
 	enc := json.NewEncoder(h)
 	_ = enc.Encode([]any{in.Channel, in.Requester.Email, in.Subject, in.Text, in.HTML, in.ServiceID, in.Priority, in.CustomFields, in.AttachmentIDs})
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// idempotencyKey is the Redis key reserving a submission's idempotency key.
+func idempotencyKey(org uuid.UUID, scope, key string) string {
+	return fmt.Sprintf("atumdesk:idem:%s:%s:%s", org, scope, hashKey(key))
 }
 
 func hashKey(k string) string {

@@ -88,7 +88,10 @@ func (th *threader) byMessageID(ctx context.Context, org uuid.UUID, ids []string
 	// One index probe per id and table (each has a unique (org_id,
 	// message id) index); the first id in order wins.
 	err = th.db.WithContext(ctx).Raw(`SELECT x.ord, coalesce(
+			-- Escalations go to staff, not the requester: a reply to one
+			-- must never become a public comment of the ticket.
 			(SELECT n.ticket_id FROM notifications n WHERE n.org_id = ? AND n.message_id IN (x.id, '<' || x.id || '>')
+				AND n.kind <> 'sla_escalation'
 				ORDER BY n.created_at LIMIT 1),
 			(SELECT t.id FROM tickets t WHERE t.org_id = ? AND t.source_message_id IN (x.id, '<' || x.id || '>') LIMIT 1),
 			(SELECT c.ticket_id FROM comments c WHERE c.org_id = ? AND c.source_message_id IN (x.id, '<' || x.id || '>') LIMIT 1)

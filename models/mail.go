@@ -55,3 +55,25 @@ func (MailQuarantine) TableName() string { return "mail_quarantine" }
 
 // BeforeCreate assigns a UUIDv7 id.
 func (q *MailQuarantine) BeforeCreate(*gorm.DB) error { ensureID(&q.ID); return nil }
+
+// Notification is one e-mail the notify stage sends (or decided not to) for
+// one domain event and recipient; its MessageID threads the customer's
+// reply back to the ticket. Status and Kind values are owned by
+// workers/notify.
+type Notification struct {
+	ID        uuid.UUID  `gorm:"column:id;primaryKey" json:"id"`
+	OrgID     uuid.UUID  `gorm:"column:org_id" json:"org_id"`
+	TicketID  uuid.UUID  `gorm:"column:ticket_id" json:"ticket_id"`
+	EventID   uuid.UUID  `gorm:"column:event_id" json:"event_id"`
+	Kind      string     `gorm:"column:kind" json:"kind"`
+	Recipient string     `gorm:"column:recipient" json:"recipient"`
+	MessageID string     `gorm:"column:message_id" json:"message_id"`
+	Status    string     `gorm:"column:status;default:pending" json:"status"`
+	Reason    *string    `gorm:"column:reason" json:"reason"`
+	Attempts  int        `gorm:"column:attempts" json:"attempts"`
+	CreatedAt time.Time  `gorm:"column:created_at;default:now()" json:"created_at"`
+	SentAt    *time.Time `gorm:"column:sent_at" json:"sent_at"`
+}
+
+// TableName implements gorm's Tabler.
+func (Notification) TableName() string { return "notifications" }

@@ -22,6 +22,6 @@ func All() []any {
 		&KBCategory{}, &KBArticle{}, &CSATSurvey{},
 		&AuditLog{},
 		&IdempotencyKey{}, &OutboxEvent{}, &ProcessedEvent{}, &Mailbox{},
-		&MailIngested{}, &MailQuarantine{},
+		&MailIngested{}, &MailQuarantine{}, &Notification{},
 	}
 }

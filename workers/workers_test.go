@@ -176,5 +176,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	require.ErrorContains(t, Run(ctx, Config{Queues: map[string]int{"dedup": 1}}), "Redis is required")
 	require.ErrorContains(t, Run(ctx, Config{Redis: opt, Queues: map[string]int{"mail": 1}}), `unknown queue "mail"`)
 	require.ErrorContains(t, Run(ctx, Config{Redis: opt, Queues: map[string]int{"dedup": 0}}), "concurrency 0")
-	require.ErrorContains(t, Run(ctx, Config{Redis: opt, Queues: map[string]int{"notify": 1}}), "no queue to serve")
+	// a queue whose stage has no handler here is not served
+	only := Handlers{pipeline.QueueDedup: {pipeline.TaskDedup: asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })}}
+	require.ErrorContains(t, Run(ctx, Config{Redis: opt, Queues: map[string]int{"notify": 1}, Handlers: only}), "no queue to serve")
 }

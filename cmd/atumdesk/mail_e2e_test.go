@@ -381,14 +381,16 @@ func mailKilledMidFetch(t *testing.T, c *cluster, ms mailServers, db *gorm.DB) {
 			time.Sleep(30 * time.Millisecond)
 		}
 	})
-	// kill as soon as the first of them is a ticket: the process is fetching
-	waitMailTickets(t, db, ids[:1], 30*time.Second)
-	c.kill("imap")
-	c.start("imap", "imap")
+	// killed as soon as the 1st, the 10th and the 20th are tickets: each
+	// time the process is in the middle of the batch (the restarted one
+	// takes the lease over after ATUMDESK_IMAP_LEASE_TTL, meanwhile the
+	// rest arrive and are then fetched one after another)
+	for _, k := range []int{1, 10, 20} {
+		waitMailTickets(t, db, ids[:k], 30*time.Second)
+		c.kill("imap")
+		c.start("imap", "imap")
+	}
 	wg.Wait()
-	time.Sleep(500 * time.Millisecond)
-	c.kill("imap")
-	c.start("imap", "imap")
 	waitMailTickets(t, db, ids, 60*time.Second)
 	time.Sleep(time.Second) // a duplicate would show by now
 	var rows []struct {

@@ -487,6 +487,11 @@ func runIMAP(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := e.migrateOrRefuse(ctx, false); err != nil {
 		return err
 	}
+	// Mail that cannot be produced is quarantined after a few tries: make
+	// sure the topics exist rather than wait for the pipeline process.
+	if err := pipeline.EnsureTopics(ctx, e.brokers, pipeline.DefaultTopics(cfg.KafkaReplication)); err != nil {
+		return err
+	}
 	producer, err := e.producer()
 	if err != nil {
 		return err

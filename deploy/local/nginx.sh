@@ -56,7 +56,7 @@ cmd_install() {
     -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
   "${apt[@]}" update
   "${apt[@]}" install --no-install-recommends nginx
-  pkg_installed nginx && [[ -x $NGINX ]] || die "apt-get did not install nginx"
+  if ! pkg_installed nginx || [[ ! -x $NGINX ]]; then die "apt-get did not install nginx"; fi
 }
 
 # render_site MODE LISTEN [TLS_LISTEN CERT KEY]: print the site for MODE
@@ -202,9 +202,10 @@ cmd_check() {
     -keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1 || die "openssl could not make a certificate"
   render_site plain "$LISTEN" >"$tmp/plain.conf"
   render_site tls "$LISTEN" "$HOST:$((PORT + 1))" "$tmp/cert.pem" "$tmp/key.pem" >"$tmp/tls.conf"
-  grep -q 'ssl_certificate ' "$tmp/tls.conf" && ! grep -Eq '^[[:space:]]*#tls ' "$tmp/tls.conf" &&
-    ! grep -q '# plain-http$' "$tmp/tls.conf" ||
+  if ! grep -q 'ssl_certificate ' "$tmp/tls.conf" || grep -Eq '^[[:space:]]*#tls ' "$tmp/tls.conf" ||
+    grep -q '# plain-http$' "$tmp/tls.conf"; then
     die "render: the TLS variant still has commented or plain-http lines"
+  fi
   local variant out
   for variant in plain tls; do
     render_main "$tmp/$variant.conf" >"$tmp/nginx-$variant.conf"

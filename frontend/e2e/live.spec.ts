@@ -28,11 +28,12 @@ test('Test 2: a comment appears in the other browser within 2 s', async ({ brows
   const customerToAgent = Date.now() - t0;
   await expect(agent.page.getByTestId('comment').filter({ hasText: text1 })).toBeVisible();
   await expect(agent.page.getByTestId('new-reply')).toBeVisible();
-  await expect(agent.page.getByLabel('Reply', { exact: true })).toHaveValue('Half-written answer');
+  // The reply box is the rich editor (contenteditable): the draft is its text.
+  await expect(agent.page.getByLabel('Reply', { exact: true })).toHaveText('Half-written answer');
 
   // Agent → customer.
-  await agent.page.getByLabel('Reply', { exact: true }).fill(`Agent answers ${Date.now()}`);
-  const text2 = await agent.page.getByLabel('Reply', { exact: true }).inputValue();
+  const text2 = `Agent answers ${Date.now()}`;
+  await agent.page.getByLabel('Reply', { exact: true }).fill(text2);
   const t1 = Date.now();
   await agent.page.getByRole('button', { name: 'Send reply' }).click();
   await appears(customer.page, text2);

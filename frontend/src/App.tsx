@@ -7,6 +7,7 @@ import { I18nextProvider } from 'react-i18next';
 import { ApiError, createApiClient } from './api/client';
 import { createI18n } from './i18n';
 import { Live } from './lib/live';
+import { styleNonce } from './lib/nonce';
 import { ServicesContext, type Services } from './lib/services';
 import { Session } from './lib/session';
 import { createAppRouter } from './router';
@@ -30,11 +31,6 @@ export function createQueryClient() {
   });
 }
 
-// The server puts a fresh nonce into this meta tag per response; Mantine's
-// <style> elements carry it, so the CSP needs no 'unsafe-inline' for them.
-function styleNonce(): string {
-  return document.querySelector<HTMLMetaElement>('meta[name="csp-nonce"]')?.content ?? '';
-}
 
 export function App({ services }: { services: Services }) {
   const [queryClient] = useState(createQueryClient);
@@ -43,7 +39,7 @@ export function App({ services }: { services: Services }) {
   const [appTheme] = useState(() => withLabels(theme, i18n.t('action.close')));
   return (
     <I18nextProvider i18n={i18n}>
-      <MantineProvider theme={appTheme} forceColorScheme="dark" cssVariablesResolver={cssVariablesResolver} getStyleNonce={styleNonce}>
+      <MantineProvider theme={appTheme} defaultColorScheme="dark" cssVariablesResolver={cssVariablesResolver} getStyleNonce={styleNonce}>
         <Notifications position="top-right" />
         <ServicesContext.Provider value={services}>
           <QueryClientProvider client={queryClient}>

@@ -135,11 +135,38 @@ const deskTicketRoute = createRoute({
   component: lazyRouteComponent(() => import('./pages/desk/DeskTicket'), 'DeskTicket'),
 });
 
+const portalKbRoute = createRoute({
+  getParentRoute: () => portalRoute,
+  path: 'kb',
+  component: lazyRouteComponent(() => import('./pages/kb/routes'), 'PortalKb'),
+});
+const portalKbArticleRoute = createRoute({
+  getParentRoute: () => portalRoute,
+  path: 'kb/$articleId',
+  component: lazyRouteComponent(() => import('./pages/kb/routes'), 'PortalKbArticle'),
+});
+const deskKbRoute = createRoute({
+  getParentRoute: () => deskRoute,
+  path: 'kb',
+  component: lazyRouteComponent(() => import('./pages/kb/routes'), 'DeskKb'),
+});
+const deskKbNewRoute = createRoute({
+  getParentRoute: () => deskRoute,
+  path: 'kb/new',
+  component: lazyRouteComponent(() => import('./pages/kb/Knowledge'), 'KbNewPage'),
+});
+const deskKbArticleRoute = createRoute({
+  getParentRoute: () => deskRoute,
+  path: 'kb/$articleId',
+  component: lazyRouteComponent(() => import('./pages/kb/routes'), 'DeskKbArticle'),
+});
+
 export const routeTree = rootRoute.addChildren([
   landingRoute,
   loginRoute,
-  portalRoute.addChildren([portalIndexRoute, portalNewRoute, portalTicketRoute]),
-  deskRoute.addChildren([deskIndexRoute, deskInboxRoute, deskTicketsRoute, deskTicketRoute, deskAdminRoute]),
+  portalRoute.addChildren([portalIndexRoute, portalNewRoute, portalTicketRoute, portalKbRoute, portalKbArticleRoute]),
+  deskRoute.addChildren([deskIndexRoute, deskInboxRoute, deskTicketsRoute, deskTicketRoute, deskAdminRoute,
+    deskKbRoute, deskKbNewRoute, deskKbArticleRoute]),
 ]);
 
 export function createAppRouter(context: RouterContext) {

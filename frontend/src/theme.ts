@@ -42,10 +42,26 @@ export function withLabels(base: MantineThemeOverride, close: string): MantineTh
   };
 }
 
+// Light theme: Mantine's light and outline variants colour text with shade
+// 6, under 4.5:1 on white; these darker ones pass.
+const lightText = Object.fromEntries(Object.entries({
+  blue: '#1e40af', cyan: '#155e75', violet: '#5b21b6', orange: '#9a3412', green: '#166534', red: '#991b1b', gray: '#404040',
+}).flatMap(([c, v]) => [[`--mantine-color-${c}-outline`, v], [`--mantine-color-${c}-light-color`, v], [`--mantine-color-${c}-text`, v]]));
+
 export const cssVariablesResolver: CSSVariablesResolver = () => ({
   // Gold is light: text on filled gold is black (white fails contrast).
   variables: { '--atum-gold': '#eab308', '--atum-gold-bright': '#fbbf24', '--mantine-primary-color-contrast': '#000000' },
-  light: {},
+  // Light theme: gold is too light for text on white, so text-coloured
+  // variants (outline, light, subtle, anchors) use the dark amber shade.
+  light: {
+    '--mantine-color-body': '#fafaf9',
+    '--mantine-color-dimmed': '#57534e',
+    '--mantine-color-gold-text': '#854d0e',
+    '--mantine-color-gold-outline': '#854d0e',
+    '--mantine-color-gold-light-color': '#854d0e',
+    '--mantine-color-anchor': '#854d0e',
+    ...lightText,
+  },
   dark: {
     '--mantine-color-body': '#000000',
     '--mantine-color-default': '#111111',

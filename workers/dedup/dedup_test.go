@@ -88,6 +88,16 @@ func (f *fixture) duplicateOf(id uuid.UUID) *uuid.UUID {
 	return d
 }
 
+// event reads the outbox event of type typ.
+func (f *fixture) event(typ string) pipeline.Event {
+	f.t.Helper()
+	var payload []byte
+	require.NoError(f.t, f.db.Raw(`SELECT payload FROM outbox WHERE event_type = ?`, typ).Row().Scan(&payload))
+	var ev pipeline.Event
+	require.NoError(f.t, json.Unmarshal(payload, &ev))
+	return ev
+}
+
 func (f *fixture) count(query string, args ...any) int64 {
 	f.t.Helper()
 	var n int64
@@ -121,10 +131,7 @@ func TestDuplicateLinkedOnceEvenWhenRunTwice(t *testing.T) {
 	require.EqualValues(t, 1, f.count(`SELECT count(*) FROM audit_log WHERE action = 'ticket.duplicate_marked' AND ticket_id = ? AND actor_kind = 'system' AND org_id = ?`, dup, f.org))
 	require.EqualValues(t, 1, f.count(`SELECT count(*) FROM outbox WHERE event_type = ? AND key = ?`, pipeline.EventDuplicateMarked, dup.String()))
 
-	var payload []byte
-	require.NoError(t, f.db.Raw(`SELECT payload FROM outbox WHERE event_type = ?`, pipeline.EventDuplicateMarked).Row().Scan(&payload))
-	var ev pipeline.Event
-	require.NoError(t, json.Unmarshal(payload, &ev))
+	ev := f.event(pipeline.EventDuplicateMarked)
 	require.Equal(t, pipeline.AudienceStaff, ev.Audience)
 	require.Equal(t, dup, ev.TicketID)
 	require.Equal(t, f.alice, ev.RequesterID)
@@ -164,10 +171,7 @@ func TestNotLinked(t *testing.T) {
 	require.EqualValues(t, 0, f.count(`SELECT count(*) FROM ticket_relationships`))
 	// not a duplicate: one staff ticket.dedup_passed, which notify acknowledges
 	require.EqualValues(t, 1, f.count(`SELECT count(*) FROM outbox`))
-	var payload []byte
-	require.NoError(t, f.db.Raw(`SELECT payload FROM outbox WHERE event_type = ?`, pipeline.EventDedupPassed).Row().Scan(&payload))
-	var ev pipeline.Event
-	require.NoError(t, json.Unmarshal(payload, &ev))
+	ev := f.event(pipeline.EventDedupPassed)
 	require.Equal(t, pipeline.AudienceStaff, ev.Audience)
 	require.Equal(t, n, ev.TicketID)
 	require.Equal(t, f.alice, ev.RequesterID)

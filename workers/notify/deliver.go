@@ -14,6 +14,7 @@ import (
 	gomail "github.com/wneessen/go-mail"
 	"gorm.io/gorm"
 
+	"github.com/atumdesk/atumdesk/internal/audit"
 	"github.com/atumdesk/atumdesk/internal/csat"
 	"github.com/atumdesk/atumdesk/internal/database"
 	"github.com/atumdesk/atumdesk/internal/mailer"
@@ -78,10 +79,11 @@ func (h *Handler) deliver(ctx context.Context, ev *pipeline.Event, pl *plan, r r
 		if n.ID == uuid.Nil || n.Status != StatusPending {
 			return nil // settled by an earlier run
 		}
-		if h.cfg.Mailer == nil {
-			// SMTP was switched off while this one waited for a retry.
+		if r.suppress != "" {
+			// Claimed by an earlier run; since then the address bounced,
+			// the news went stale, SMTP was switched off, ….
 			state = StatusSuppressed
-			return setStatus(tx, n.ID, StatusSuppressed, ReasonSMTPOff, false)
+			return setStatus(tx, n.ID, StatusSuppressed, r.suppress, false)
 		}
 		msg, err := h.compose(ctx, tx, pl, r, n)
 		if err != nil {
@@ -100,10 +102,7 @@ func (h *Handler) deliver(ctx context.Context, ev *pipeline.Event, pl *plan, r r
 				return err
 			}
 			if recipientRejected(sendErr) {
-				// A hard bounce at the door: mail to the address stops
-				// until the customer writes again or an agent clears it.
-				return tx.Exec(`UPDATE users SET email_bounced_at = now() WHERE org_id = ? AND id = ? AND email_bounced_at IS NULL`,
-					pl.t.OrgID, r.user.ID).Error
+				return markBounced(ctx, tx, pl.t, r.user, n.ID)
 			}
 			return nil
 		default:
@@ -148,7 +147,7 @@ func (h *Handler) claim(ctx context.Context, ev *pipeline.Event, pl *plan, r *re
 	}
 	err = h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if r.suppress == "" && pl.kind == KindTicketReceived {
-			limited, err := h.ackLimited(tx, pl.t.OrgID, r.user.Email)
+			limited, err := h.ackLimited(tx, pl.t.OrgID, ev.ID, r.user.Email)
 			if err != nil {
 				return err
 			}
@@ -173,10 +172,10 @@ func (h *Handler) claim(ctx context.Context, ev *pipeline.Event, pl *plan, r *re
 	return status, inserted, err
 }
 
-// ackLimited reports whether addr had AckLimit acknowledgements within
-// AckWindow. A transaction-scoped lock per address makes concurrent
-// acknowledgements count one after the other.
-func (h *Handler) ackLimited(tx *gorm.DB, orgID uuid.UUID, addr string) (bool, error) {
+// ackLimited reports whether addr had AckLimit acknowledgements (other than
+// the one of eventID) within AckWindow. A transaction-scoped lock per
+// address makes concurrent acknowledgements count one after the other.
+func (h *Handler) ackLimited(tx *gorm.DB, orgID, eventID uuid.UUID, addr string) (bool, error) {
 	key := "atumdesk:notify:ack:" + orgID.String() + ":" + strings.ToLower(addr)
 	if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, key).Error; err != nil {
 		return false, fmt.Errorf("notify: ack lock: %w", err)
@@ -184,12 +183,27 @@ func (h *Handler) ackLimited(tx *gorm.DB, orgID uuid.UUID, addr string) (bool, e
 	var n int64
 	err := tx.Raw(`SELECT count(*) FROM notifications
 		WHERE org_id = ? AND lower(recipient) = lower(?) AND kind = ? AND status IN ('pending', 'sent')
-		  AND created_at > now() - make_interval(secs => ?)`,
-		orgID, addr, KindTicketReceived, h.cfg.AckWindow.Seconds()).Scan(&n).Error
+		  AND created_at > now() - make_interval(secs => ?) AND event_id <> ?`,
+		orgID, addr, KindTicketReceived, h.cfg.AckWindow.Seconds(), eventID).Scan(&n).Error
 	if err != nil {
 		return false, fmt.Errorf("notify: ack count: %w", err)
 	}
 	return n >= int64(h.cfg.AckLimit), nil
+}
+
+// markBounced records a hard bounce at the door (the server refused the
+// recipient): mail to the address stops until the customer writes again
+// (ingest clears the mark) or an agent clears it.
+func markBounced(ctx context.Context, tx *gorm.DB, t *ticketRow, u userRow, notificationID uuid.UUID) error {
+	res := tx.Exec(`UPDATE users SET email_bounced_at = now() WHERE org_id = ? AND id = ? AND email_bounced_at IS NULL`, t.OrgID, u.ID)
+	if res.Error != nil {
+		return fmt.Errorf("notify: mark bounced: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil
+	}
+	return audit.Write(ctx, tx, audit.Entry{OrgID: &t.OrgID, TicketID: &t.ID, ActorKind: audit.ActorSystem, Action: "user.email_bounced",
+		EntityType: "user", EntityID: &u.ID, After: map[string]any{"email": u.Email, "source": "smtp_rejected", "notification_id": notificationID}})
 }
 
 func setStatus(tx *gorm.DB, id uuid.UUID, status, reason string, attempted bool) error {

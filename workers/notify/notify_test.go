@@ -50,24 +50,20 @@ type fx struct {
 	customer, agent, manager uuid.UUID
 	signer                   mailthread.Signer
 	smtp                     *mailer.Sender
+	smtpAddr                 string
 	reg                      *prometheus.Registry
 	number                   int64
 	start                    time.Time
 }
 
-func smtpAddr() (string, int) {
-	addr := os.Getenv("ATUMDESK_TEST_SMTP_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:11025"
-	}
-	host, port, _ := net.SplitHostPort(addr)
-	p, _ := strconv.Atoi(port)
-	return host, p
-}
-
-func sender(t *testing.T, host string, port int) *mailer.Sender {
+// sender sends plain SMTP to addr (a loopback server).
+func sender(t *testing.T, addr string) *mailer.Sender {
 	t.Helper()
-	s, err := mailer.New(mailer.Config{Host: host, Port: port, Security: mailer.None, Timeout: 5 * time.Second})
+	host, port, err := net.SplitHostPort(addr)
+	require.NoError(t, err)
+	p, err := strconv.Atoi(port)
+	require.NoError(t, err)
+	s, err := mailer.New(mailer.Config{Host: host, Port: p, Security: mailer.None, Timeout: 5 * time.Second})
 	require.NoError(t, err)
 	return s
 }
@@ -75,10 +71,10 @@ func sender(t *testing.T, host string, port int) *mailer.Sender {
 func newFx(t *testing.T) *fx {
 	t.Helper()
 	db, _ := testenv.DB(t)
-	host, port := smtpAddr()
-	f := &fx{t: t, db: db, org: uuid.Must(uuid.NewV7()), customer: uuid.Must(uuid.NewV7()), agent: uuid.Must(uuid.NewV7()),
+	ms := testenv.Mail(t)
+	f := &fx{t: t, db: db, smtpAddr: ms.SMTP, org: uuid.Must(uuid.NewV7()), customer: uuid.Must(uuid.NewV7()), agent: uuid.Must(uuid.NewV7()),
 		manager: uuid.Must(uuid.NewV7()), signer: mailthread.NewSigner([]byte("notify test secret, 32 bytes or more")),
-		smtp: sender(t, host, port), reg: prometheus.NewRegistry(), start: time.Now().Add(-time.Second)}
+		smtp: sender(t, ms.SMTP), reg: prometheus.NewRegistry(), start: time.Now().Add(-time.Second)}
 	f.exec(`INSERT INTO organizations (id, slug, name, timezone) VALUES (?, ?, 'Acme Support', 'Europe/Berlin')`, f.org, "notify-"+f.org.String()[:8])
 	for _, u := range []struct {
 		id          uuid.UUID
@@ -574,6 +570,9 @@ func TestRejectedRecipientFailsAndMarksBounce(t *testing.T) {
 	var bounced *time.Time
 	require.NoError(t, f.db.Raw(`SELECT email_bounced_at FROM users WHERE id = ?`, ghost).Scan(&bounced).Error)
 	require.NotNil(t, bounced)
+	var audited int64
+	require.NoError(t, f.db.Raw(`SELECT count(*) FROM audit_log WHERE action = 'user.email_bounced' AND entity_id = ?`, ghost).Scan(&audited).Error)
+	require.EqualValues(t, 1, audited)
 	// later mail to the address is suppressed
 	p = f.emit(pipeline.EventStatusChanged, tk, &f.agent, pipeline.AudiencePublic, map[string]any{"from": "new", "to": "cancelled"})
 	f.exec(`UPDATE tickets SET status = 'cancelled' WHERE id = ?`, tk.id)
@@ -590,7 +589,7 @@ func TestSMTPDownIsRetriedUntilItComesBack(t *testing.T) {
 	require.NoError(t, err)
 	relayAddr := l.Addr().(*net.TCPAddr)
 	require.NoError(t, l.Close())
-	h := f.handler(func(c *notify.Config) { c.Mailer = sender(t, "127.0.0.1", relayAddr.Port) })
+	h := f.handler(func(c *notify.Config) { c.Mailer = sender(t, relayAddr.String()) })
 
 	redisURL := testenv.RedisURL(t)
 	redisOpt, err := asynq.ParseRedisURI(redisURL)
@@ -625,7 +624,7 @@ func TestSMTPDownIsRetriedUntilItComesBack(t *testing.T) {
 	require.Contains(t, *n.Reason, "retrying")
 
 	// the server comes back
-	stop := relay(t, relayAddr.String())
+	stop := relay(t, relayAddr.String(), f.smtpAddr)
 	defer stop()
 	require.Eventually(t, func() bool { return f.one(p.EventID).Status == notify.StatusSent }, 15*time.Second, 50*time.Millisecond)
 	n = f.one(p.EventID)
@@ -635,13 +634,11 @@ func TestSMTPDownIsRetriedUntilItComesBack(t *testing.T) {
 	require.GreaterOrEqual(t, sent(t, f.reg, "ticket_received", "retry"), 2.0)
 }
 
-// relay forwards addr to the local Postfix until stopped.
-func relay(t *testing.T, addr string) func() {
+// relay forwards addr to target until stopped.
+func relay(t *testing.T, addr, target string) func() {
 	t.Helper()
 	l, err := net.Listen("tcp", addr)
 	require.NoError(t, err)
-	host, port := smtpAddr()
-	target := net.JoinHostPort(host, strconv.Itoa(port))
 	go func() {
 		for {
 			c, err := l.Accept()

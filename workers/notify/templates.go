@@ -87,11 +87,11 @@ func mustParseTemplates() *templates {
 // parseKind parses one kind's templates, with an organisation's override
 // (o may be nil) replacing the parts it sets.
 func parseKind(kind string, o *Override) (*texttemplate.Template, *htmltemplate.Template, error) {
-	t, err := texttemplate.ParseFS(files, "templates/layout.txt.tmpl", "templates/"+kind+".tmpl")
+	t, err := texttemplate.New(kind).Funcs(texttemplate.FuncMap(funcs)).ParseFS(files, "templates/layout.txt.tmpl", "templates/"+kind+".tmpl")
 	if err != nil {
 		return nil, nil, fmt.Errorf("notify: templates of %s: %w", kind, err)
 	}
-	h, err := htmltemplate.ParseFS(files, "templates/layout.html.tmpl", "templates/"+kind+".tmpl")
+	h, err := htmltemplate.New(kind).Funcs(htmltemplate.FuncMap(funcs)).ParseFS(files, "templates/layout.html.tmpl", "templates/"+kind+".tmpl")
 	if err != nil {
 		return nil, nil, fmt.Errorf("notify: templates of %s: %w", kind, err)
 	}
@@ -170,6 +170,17 @@ func overrideOf(settings, kind string) *Override {
 		return nil
 	}
 	return &o
+}
+
+// funcs are the template functions: re prefixes a subject with "Re: "
+// unless it has a reply prefix already.
+var funcs = map[string]any{
+	"re": func(s string) string {
+		if l := strings.ToLower(s); strings.HasPrefix(l, "re:") || strings.HasPrefix(l, "aw:") {
+			return s
+		}
+		return "Re: " + s
+	},
 }
 
 // textHTML shows plain text as HTML: escaped, line breaks kept.

@@ -37,6 +37,11 @@ func TestTemplatesRenderAndEscape(t *testing.T) {
 	require.Contains(t, out.HTML, "<p style=\"margin:0 0 12px;\">Line 1<br>\nLine &lt;2&gt;</p>")
 	require.Contains(t, out.Text, "Line 1\nLine <2>")
 	require.Contains(t, out.HTML, "Alex &lt;admin&gt;")
+	require.Equal(t, "Re: "+hostile, out.Subject)
+	v.Subject = "RE: printer"
+	out, err = ts.render(KindAgentReply, nil, &v)
+	require.NoError(t, err)
+	require.Equal(t, "RE: printer", out.Subject, "one reply prefix")
 }
 
 func TestOrganisationOverride(t *testing.T) {

@@ -1,12 +1,14 @@
 import { Badge, Group, Paper, Skeleton, Stack, Text, Title, UnstyledButton } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
+import { useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { ApiError, type TicketAttachment } from '../api/client';
-import { useAttachments } from '../lib/queries';
+import { keys, useAttachments } from '../lib/queries';
 import { useApi } from '../lib/services';
 import { downloadAttachment, formatBytes } from '../lib/upload';
 import { IconFile, IconLock } from './Icons';
+import { FileDrop, useUploads } from './FileDrop';
 import { ErrorState } from './States';
 import { RelativeTime } from './Time';
 
@@ -27,7 +29,7 @@ export function AttachmentItems({ items, onDownload, busyId }: {
             <Stack gap={0} style={{ flex: 1, minWidth: 0 }}>
               <UnstyledButton onClick={() => onDownload(a)} disabled={busyId === a.id} className="atum-file-name"
                 aria-label={t('attachments.download', { name: a.filename })}>
-                <Text size="sm" truncate c="gold.4">{a.filename}</Text>
+                <Text size="sm" truncate c="var(--atum-accent-text)">{a.filename}</Text>
               </UnstyledButton>
               <Text size="xs" c="dimmed">
                 {formatBytes(a.size_bytes, i18n.language)} · <RelativeTime iso={a.created_at} />
@@ -43,11 +45,20 @@ export function AttachmentItems({ items, onDownload, busyId }: {
   );
 }
 
-/** AttachmentList is a ticket's files panel (portal and desk). */
-export function AttachmentList({ ticketId }: { ticketId: string }) {
+/** AttachmentList is a ticket's files panel (portal and desk); files can be added while the ticket is open. */
+export function AttachmentList({ ticketId, canUpload }: { ticketId: string; canUpload: boolean }) {
   const { t } = useTranslation();
   const api = useApi();
+  const qc = useQueryClient();
   const files = useAttachments(ticketId);
+  // Added files show in the list once stored: their progress rows go.
+  const uploads = useUploads({
+    url: `/api/v1/tickets/${ticketId}/attachments`,
+    onDone: (_a, key) => {
+      uploads.remove(key);
+      void qc.invalidateQueries({ queryKey: keys.attachments(ticketId) });
+    },
+  });
   const [busy, setBusy] = useState<string | null>(null);
   const download = (a: TicketAttachment) => {
     setBusy(a.id);
@@ -64,6 +75,7 @@ export function AttachmentList({ ticketId }: { ticketId: string }) {
         ) : (
           <AttachmentItems items={files.data} onDownload={download} busyId={busy} />
         )}
+        {canUpload && <FileDrop uploads={uploads} compact />}
       </Stack>
     </Paper>
   );

@@ -16,12 +16,18 @@ export interface UploadItem {
   error?: string;
 }
 
-/** useUploads uploads files as soon as they are added and tracks their progress. */
-export function useUploads() {
+/**
+ * useUploads uploads files as soon as they are added and tracks their
+ * progress: by default as unclaimed uploads (listed in attachment_ids when
+ * filing), or straight onto a ticket with url.
+ */
+export function useUploads(opts: { url?: string; onDone?: (a: Attachment, key: string) => void } = {}) {
   const { session } = useServices();
   const { t } = useTranslation();
   const [items, setItems] = useState<UploadItem[]>([]);
   const seq = useRef(0);
+  const onDone = useRef(opts.onDone);
+  onDone.current = opts.onDone;
   const update = (key: string, patch: Partial<UploadItem>) =>
     setItems((all) => all.map((it) => (it.key === key ? { ...it, ...patch } : it)));
 
@@ -30,14 +36,17 @@ export function useUploads() {
     for (const file of files) {
       const key = `${++seq.current}`;
       setItems((all) => [...all, { key, file, progress: 0, status: 'uploading' }]);
-      uploadFile(file, token, (p) => update(key, { progress: p }))
-        .then((attachment) => update(key, { status: 'done', attachment, progress: 1 }))
+      uploadFile(file, token, (p) => update(key, { progress: p }), undefined, opts.url)
+        .then((attachment) => {
+          update(key, { status: 'done', attachment, progress: 1 });
+          onDone.current?.(attachment, key);
+        })
         .catch((err: unknown) => update(key, {
           status: 'error',
           error: err instanceof ApiError && err.status === 413 ? t('upload.tooLarge') : err instanceof ApiError ? err.message : t('error.network'),
         }));
     }
-  }, [session, t]);
+  }, [session, t, opts.url]);
 
   const remove = (key: string) => setItems((all) => all.filter((it) => it.key !== key));
   const ids = items.filter((it) => it.status === 'done').map((it) => it.attachment!.id);
@@ -45,7 +54,7 @@ export function useUploads() {
   return { items, add, remove, ids, busy, reset: () => setItems([]) };
 }
 
-export function FileDrop({ uploads }: { uploads: ReturnType<typeof useUploads> }) {
+export function FileDrop({ uploads, compact }: { uploads: ReturnType<typeof useUploads>; compact?: boolean }) {
   const { t, i18n } = useTranslation();
   const [active, setActive] = useState(false);
   const onDrop = (e: DragEvent) => {
@@ -55,7 +64,7 @@ export function FileDrop({ uploads }: { uploads: ReturnType<typeof useUploads> }
   };
   return (
     <Stack gap="xs">
-      <Box className="atum-drop" data-active={active} p="lg" data-testid="file-drop"
+      <Box className="atum-drop" data-active={active} p={compact ? 'xs' : 'lg'} data-testid="file-drop"
         onDragOver={(e) => { e.preventDefault(); setActive(true); }}
         onDragLeave={() => setActive(false)} onDrop={onDrop}>
         <Group justify="center" gap="sm">
@@ -72,7 +81,7 @@ export function FileDrop({ uploads }: { uploads: ReturnType<typeof useUploads> }
           <Stack gap={2} style={{ flex: 1, minWidth: 0 }}>
             <Group justify="space-between" wrap="nowrap">
               <Text size="sm" truncate>{it.file.name}</Text>
-              <Text size="xs" c={it.status === 'error' ? 'red.4' : 'dimmed'}>
+              <Text size="xs" c={it.status === 'error' ? 'var(--atum-danger)' : 'dimmed'}>
                 {it.status === 'error' ? it.error : it.status === 'done' ? formatBytes(it.file.size, i18n.language) : `${Math.round(it.progress * 100)} %`}
               </Text>
             </Group>

@@ -34,3 +34,12 @@ export const IconSearch = ({ size = 18 }: P) => (
 export const IconTicket = ({ size = 18 }: P) => (
   <svg {...base(size)}><path d="M3 8a2 2 0 0 0 0 4v4h18v-4a2 2 0 0 1 0-4V4H3z" /><path d="M13 4v16" strokeDasharray="2 2" /></svg>
 );
+export const IconBook = ({ size = 18 }: P) => (
+  <svg {...base(size)}><path d="M4 5a2 2 0 0 1 2-2h13v16H6a2 2 0 0 0-2 2z" /><path d="M4 21V5M8 7h7" /></svg>
+);
+export const IconSun = ({ size = 18 }: P) => (
+  <svg {...base(size)}><circle cx="12" cy="12" r="4" /><path d="M12 2v2M12 20v2M4.9 4.9l1.4 1.4M17.7 17.7l1.4 1.4M2 12h2M20 12h2M4.9 19.1l1.4-1.4M17.7 6.3l1.4-1.4" /></svg>
+);
+export const IconMoon = ({ size = 18 }: P) => (
+  <svg {...base(size)}><path d="M20 14.5A8 8 0 0 1 9.5 4a8 8 0 1 0 10.5 10.5z" /></svg>
+);

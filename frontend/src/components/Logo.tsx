@@ -37,8 +37,8 @@ export function Wordmark({ size = 32 }: { size?: number }) {
   return (
     <Group gap={10} wrap="nowrap" className="atum-wordmark">
       <SunDisc size={size} />
-      <Text component="span" ff="heading" fw={700} fz={size * 0.6} lts={2} c="gold.4">
-        ATUM <Text component="span" inherit c="gray.0">DESK</Text>
+      <Text component="span" ff="heading" fw={700} fz={size * 0.6} lts={2} c="var(--atum-accent-text)">
+        ATUM <Text component="span" inherit c="var(--atum-strong)">DESK</Text>
       </Text>
     </Group>
   );

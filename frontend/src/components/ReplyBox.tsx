@@ -89,7 +89,7 @@ export const ReplyBox = forwardRef<ReplyBoxHandle, Props>(function ReplyBox({ dr
           )}
         </Suspense>
       </EditorBoundary>
-      {internal && <Text size="xs" c="orange.3">{t('reply.internalHint')}</Text>}
+      {internal && <Text size="xs" c="var(--atum-warn)">{t('reply.internalHint')}</Text>}
       <Group justify="space-between" gap="xs">
         <Group gap="xs">
           {tools}

@@ -1,7 +1,8 @@
-// The rich-text reply editor (TipTap through @mantine/tiptap). It is its own
-// chunk, loaded only where someone replies (ReplyBox), so the portal's first
-// page carries none of ProseMirror. The HTML it produces is sanitised by the
-// server (bluemonday); the plain text goes along for e-mail and search.
+// The rich-text editor of replies and knowledge-base articles (TipTap
+// through @mantine/tiptap). It is its own chunk, loaded only where someone
+// writes (ReplyBox, the article editor), so the portal's first page carries
+// none of ProseMirror. The HTML it produces is sanitised by the server
+// (bluemonday); the plain text goes along for e-mail and search.
 import '@mantine/core/styles/Typography.css';
 import '@mantine/tiptap/styles.css';
 import { Link, RichTextEditor } from '@mantine/tiptap';
@@ -11,6 +12,7 @@ import { useEditor } from '@tiptap/react';
 import StarterKit from '@tiptap/starter-kit';
 import { forwardRef, useEffect, useImperativeHandle, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
+import { styleNonce } from '../lib/nonce';
 
 /** Draft is what the composer holds: the markup and its plain text. */
 export interface Draft {
@@ -67,6 +69,8 @@ const RichEditor = forwardRef<RichEditorHandle, RichEditorProps>(function RichEd
   ]);
   const editor = useEditor({
     extensions,
+    // TipTap adds its base <style>; the CSP allows it only with the nonce.
+    injectNonce: styleNonce() || undefined,
     content: value.html || '',
     editorProps: { attributes: attributes(label) },
     onUpdate: ({ editor: e }) => {

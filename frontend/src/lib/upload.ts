@@ -8,10 +8,11 @@ export function uploadFile(
   token: string | null,
   onProgress: (fraction: number) => void,
   signal?: AbortSignal,
+  url = '/api/v1/attachments', // or a ticket's /api/v1/tickets/{id}/attachments
 ): Promise<Attachment> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open('POST', '/api/v1/attachments');
+    xhr.open('POST', url);
     if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`);
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable) onProgress(e.loaded / e.total);

@@ -1,4 +1,4 @@
-import { Badge, Button, Group, Paper, SegmentedControl, Stack, Table, Tabs, Text, Title } from '@mantine/core';
+import { Button, Group, Paper, SegmentedControl, Stack, Table, Tabs, Text, Title } from '@mantine/core';
 import { notifications } from '@mantine/notifications';
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { Link, useNavigate, useSearch } from '@tanstack/react-router';
@@ -16,6 +16,7 @@ import { Mailboxes } from './admin/Mailboxes';
 import { Organization } from './admin/Organization';
 import { Services } from './admin/Services';
 import { SlaPolicies } from './admin/SlaPolicies';
+import { Users } from './admin/Users';
 
 type Queue = components['parameters']['Queue'];
 const QUEUES: Queue[] = ['dedup', 'triage', 'embed', 'sla', 'notify'];
@@ -48,45 +49,6 @@ export function Admin() {
         <Tabs.Panel value="tasks"><Tasks /></Tabs.Panel>
       </Tabs>
     </Stack>
-  );
-}
-
-function Users() {
-  const { t } = useTranslation();
-  const api = useApi();
-  const users = useQuery({
-    queryKey: ['users', 'all'],
-    queryFn: ({ signal }) => unwrap(api.GET('/api/v1/users', { signal, params: { query: { limit: 200 } } })),
-  });
-  if (users.isPending) return <ListSkeleton />;
-  if (users.isError) return <ErrorState error={users.error} onRetry={() => void users.refetch()} />;
-  return (
-    <Paper className="atum-panel" p={0} style={{ overflowX: 'auto' }}>
-      <Table verticalSpacing="sm" data-testid="users">
-        <Table.Thead>
-          <Table.Tr>
-            <Table.Th>{t('admin.name')}</Table.Th>
-            <Table.Th>{t('login.email')}</Table.Th>
-            <Table.Th>{t('admin.role')}</Table.Th>
-            <Table.Th>{t('admin.state')}</Table.Th>
-            <Table.Th>{t('admin.lastLogin')}</Table.Th>
-          </Table.Tr>
-        </Table.Thead>
-        <Table.Tbody>
-          {users.data.items.map((u) => (
-            <Table.Tr key={u.id}>
-              <Table.Td>{u.name}</Table.Td>
-              <Table.Td c="dimmed">{u.email}</Table.Td>
-              <Table.Td>{t(`role.${u.role}`)}</Table.Td>
-              <Table.Td>
-                <Badge variant="light" color={u.is_active ? 'green' : 'gray'}>{u.is_active ? t('admin.active') : t('admin.inactive')}</Badge>
-              </Table.Td>
-              <Table.Td c="dimmed">{u.last_login_at ? <RelativeTime iso={u.last_login_at} /> : t('admin.never')}</Table.Td>
-            </Table.Tr>
-          ))}
-        </Table.Tbody>
-      </Table>
-    </Paper>
   );
 }
 
@@ -128,7 +90,7 @@ function Tasks() {
                   <Table.Th>{t('admin.ticket')}</Table.Th>
                   <Table.Th>{t('admin.lastError')}</Table.Th>
                   <Table.Th>{t('admin.failed')}</Table.Th>
-                  <Table.Th>{t('inbox.actions')}</Table.Th>
+                  <Table.Th>{t('admin.actions')}</Table.Th>
                 </Table.Tr>
               </Table.Thead>
               <Table.Tbody>

@@ -17,7 +17,7 @@ function Stat({ label, value, search, testId }: { label: string; value: string; 
     <Link to="/desk/tickets" search={search} style={{ textDecoration: 'none', color: 'inherit' }}>
       <Paper p="lg" className="atum-panel" data-testid={testId}>
         <Text size="xs" c="dimmed" tt="uppercase" fw={600}>{label}</Text>
-        <Text fz={34} fw={700} ff="heading" c="gold.4">{value}</Text>
+        <Text fz={34} fw={700} ff="heading" c="var(--atum-accent-text)">{value}</Text>
       </Paper>
     </Link>
   );
@@ -64,7 +64,7 @@ export function Dashboard() {
               {mine.map((tk) => (
                 <Table.Tr key={tk.id} className="atum-row" onClick={() => void navigate({ to: '/desk/tickets/$ticketId', params: { ticketId: tk.id } })}>
                   <Table.Td c="dimmed">#{tk.number}</Table.Td>
-                  <Table.Td><Group gap="xs"><Text size="sm">{tk.subject}</Text>{ticketAtRisk(tk, now) && <Text size="xs" c="orange.4">{t('sla.atRisk')}</Text>}</Group></Table.Td>
+                  <Table.Td><Group gap="xs"><Text size="sm">{tk.subject}</Text>{ticketAtRisk(tk, now) && <Text size="xs" c="var(--atum-warn)">{t('sla.atRisk')}</Text>}</Group></Table.Td>
                   <Table.Td><StatusBadge status={tk.status} /></Table.Td>
                   <Table.Td><PriorityBadge priority={tk.priority} /></Table.Td>
                   <Table.Td c="dimmed"><RelativeTime iso={tk.updated_at} /></Table.Td>

@@ -2,10 +2,11 @@ import { AppShell, Box, Burger, Group, Kbd, Modal, NavLink, Stack, Table, Text }
 import { useDisclosure, useHotkeys } from '@mantine/hooks';
 import { Link, Outlet, useRouterState } from '@tanstack/react-router';
 import { useTranslation } from 'react-i18next';
-import { IconGauge, IconInbox, IconList, IconLock } from '../../components/Icons';
+import { IconBook, IconGauge, IconInbox, IconList, IconLock } from '../../components/Icons';
 import { Wordmark } from '../../components/Logo';
 import { PublicHeader } from '../../components/PublicHeader';
 import { ForbiddenPanel } from '../../components/States';
+import { ThemeToggle } from '../../components/ThemeToggle';
 import { LiveIndicator, UserMenu } from '../../components/UserMenu';
 import { isStaff } from '../../lib/session';
 import { useUser } from '../../lib/services';
@@ -36,11 +37,12 @@ function DeskShell({ role }: { role: string }) {
     { to: '/desk', label: t('desk.dashboard'), icon: <IconGauge />, active: path === '/desk' || path === '/desk/' },
     ...(canTriage(role) ? [{ to: '/desk/inbox', label: t('desk.inbox'), icon: <IconInbox />, active: path.startsWith('/desk/inbox') }] : []),
     { to: '/desk/tickets', label: t('desk.tickets'), icon: <IconList />, active: path.startsWith('/desk/tickets') },
+    { to: '/desk/kb', label: t('kb.title'), icon: <IconBook />, active: path.startsWith('/desk/kb') },
     ...(role === 'admin' ? [{ to: '/desk/admin', label: t('admin.title'), icon: <IconLock />, active: path.startsWith('/desk/admin') }] : []),
   ] as const;
   return (
     <AppShell header={{ height: 60 }} navbar={{ width: 230, breakpoint: 'sm', collapsed: { mobile: !opened } }} padding="lg">
-      <AppShell.Header bg="#000">
+      <AppShell.Header className="atum-header">
         <Group h="100%" px="md" justify="space-between" wrap="nowrap">
           <Group gap="sm" wrap="nowrap">
             <Burger opened={opened} onClick={toggle} hiddenFrom="sm" size="sm" aria-label={t('nav.toggle')} />
@@ -48,11 +50,12 @@ function DeskShell({ role }: { role: string }) {
           </Group>
           <Group gap="sm" wrap="nowrap">
             <LiveIndicator />
+            <ThemeToggle />
             <UserMenu />
           </Group>
         </Group>
       </AppShell.Header>
-      <AppShell.Navbar p="sm" bg="#0b0b0b" aria-label={t('desk.navigation')}>
+      <AppShell.Navbar p="sm" className="atum-nav" aria-label={t('desk.navigation')}>
         <Stack gap={4}>
           {nav.map((n) => (
             <NavLink key={n.to} component={Link} to={n.to} label={n.label} leftSection={n.icon} active={n.active}

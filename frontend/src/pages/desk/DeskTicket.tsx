@@ -103,7 +103,7 @@ export function DeskTicket() {
           <Stack gap="md">
             <Workflow ticket={tk} role={user.role} />
             <SlaPanel ticket={tk} />
-            <AttachmentList ticketId={tk.id} />
+            <AttachmentList ticketId={tk.id} canUpload={!readOnly} />
             <Requester id={tk.requester_id} />
             <AiPanel ticket={tk} />
           </Stack>

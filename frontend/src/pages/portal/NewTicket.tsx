@@ -86,12 +86,12 @@ export function NewTicket() {
                 <SegmentedControl value={priority} onChange={(v) => { setPriority(v as Priority); setPriorityTouched(true); }} fullWidth
                   data={PRIORITIES.map((p) => ({ value: p, label: t(`priority.${p}`) }))} />
               </div>
-              {fieldErrors.priority && <Text size="xs" c="red.4">{fieldErrors.priority}</Text>}
+              {fieldErrors.priority && <Text size="xs" c="var(--atum-danger)">{fieldErrors.priority}</Text>}
             </Stack>
             <Stack gap={4}>
               <Text size="sm" fw={500}>{t('newTicket.attachments')}</Text>
               <FileDrop uploads={uploads} />
-              {fieldErrors.attachment_ids && <Text size="xs" c="red.4">{fieldErrors.attachment_ids}</Text>}
+              {fieldErrors.attachment_ids && <Text size="xs" c="var(--atum-danger)">{fieldErrors.attachment_ids}</Text>}
             </Stack>
             <Group justify="flex-end">
               <Button type="submit" loading={create.isPending} disabled={uploads.busy}>{t('newTicket.submit')}</Button>

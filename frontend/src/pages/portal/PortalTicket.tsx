@@ -49,7 +49,7 @@ export function PortalTicket() {
       )}
       <CsatWidget ticketId={tk.id} enabled={tk.status === 'resolved' || tk.status === 'closed'} />
       <Description ticket={tk} />
-      <AttachmentList ticketId={tk.id} />
+      <AttachmentList ticketId={tk.id} canUpload={!readOnly} />
       <Title order={2} size="h4">{t('thread.title')}</Title>
       {comments.isPending ? <ListSkeleton rows={2} /> : comments.isError ? (
         <ErrorState error={comments.error} onRetry={() => void comments.refetch()} />

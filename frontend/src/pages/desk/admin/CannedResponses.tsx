@@ -7,7 +7,8 @@ import type { paths } from '../../../api/schema';
 import { ConfirmButton } from '../../../components/ConfirmButton';
 import { EmptyState, ErrorState, ListSkeleton } from '../../../components/States';
 import { useApi } from '../../../lib/services';
-import { AdminTable, useSave } from './common';
+import { useSave } from '../../../lib/save';
+import { AdminTable } from './common';
 
 type Canned = paths['/api/v1/canned-responses']['get']['responses'][200]['content']['application/json']['items'][number];
 const cannedKey = ['canned'] as const;
@@ -33,7 +34,7 @@ export function CannedResponses() {
       </Group>
       {list.isPending ? <ListSkeleton rows={3} /> : list.isError ? <ErrorState error={list.error} onRetry={() => void list.refetch()} /> :
         list.data.length === 0 ? <EmptyState title={t('canned.noneTitle')} description={t('canned.noneBody')} /> : (
-          <AdminTable testId="canned" head={[t('canned.titleLabel'), t('canned.content'), t('canned.shared'), t('inbox.actions')]}>
+          <AdminTable testId="canned" head={[t('canned.titleLabel'), t('canned.content'), t('canned.shared'), t('admin.actions')]}>
             {list.data.map((c) => (
               <Table.Tr key={c.id}>
                 <Table.Td fw={500}>{c.title}</Table.Td>

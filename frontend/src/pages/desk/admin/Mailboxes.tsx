@@ -3,15 +3,18 @@ import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { unwrap } from '../../../api/client';
-import type { paths } from '../../../api/schema';
+import type { operations, paths } from '../../../api/schema';
 import { ConfirmButton } from '../../../components/ConfirmButton';
 import { EmptyState, ErrorState, ListSkeleton } from '../../../components/States';
 import { RelativeTime } from '../../../components/Time';
 import { useApi } from '../../../lib/services';
-import { AdminTable, useSave } from './common';
+import { useSave } from '../../../lib/save';
+import { AdminTable } from './common';
 
 type Mailbox = paths['/api/v1/admin/mailboxes']['get']['responses'][200]['content']['application/json']['items'][number];
 const mbKey = ['mailboxes'] as const;
+type MailboxBody = operations['createMailbox']['requestBody']['content']['application/json'] &
+  operations['patchMailbox']['requestBody']['content']['application/json'];
 const TLS = ['tls', 'starttls', 'none'] as const;
 const PORTS: Record<string, number> = { tls: 993, starttls: 143, none: 143 };
 
@@ -39,7 +42,7 @@ export function Mailboxes() {
       </Group>
       {list.isPending ? <ListSkeleton rows={3} /> : list.isError ? <ErrorState error={list.error} onRetry={() => void list.refetch()} /> :
         list.data.length === 0 ? <EmptyState title={t('mailboxes.none')} description={t('mailboxes.noneBody')} /> : (
-          <AdminTable testId="mailboxes" head={[t('mailboxes.address'), t('mailboxes.server'), t('mailboxes.lastPoll'), t('admin.state'), t('inbox.actions')]}>
+          <AdminTable testId="mailboxes" head={[t('mailboxes.address'), t('mailboxes.server'), t('mailboxes.lastPoll'), t('admin.state'), t('admin.actions')]}>
             {list.data.map((m) => (
               <Table.Tr key={m.id} data-testid="mailbox-row">
                 <Table.Td>
@@ -52,7 +55,7 @@ export function Mailboxes() {
                 </Table.Td>
                 <Table.Td>
                   <Text size="sm" c="dimmed">{m.last_polled_at ? <RelativeTime iso={m.last_polled_at} /> : t('admin.never')}</Text>
-                  {m.last_error && <Text size="xs" c="red.4" lineClamp={2} style={{ overflowWrap: 'anywhere' }}>{m.last_error}</Text>}
+                  {m.last_error && <Text size="xs" c="var(--atum-danger)" lineClamp={2} style={{ overflowWrap: 'anywhere' }}>{m.last_error}</Text>}
                 </Table.Td>
                 <Table.Td>
                   <Group gap={4}>
@@ -88,10 +91,10 @@ function MailboxForm({ mailbox: m, onClose }: { mailbox: Mailbox | null; onClose
   const save = useSave(mbKey, (v: Form) => {
     // The password is write-only: sent only when typed.
     const { password, ...rest } = v;
-    const body = password ? { ...rest, password } : rest;
+    const body = (password ? { ...rest, password } : rest) as MailboxBody;
     return m
-      ? unwrap(api.PATCH('/api/v1/admin/mailboxes/{mailboxID}', { params: { path: { mailboxID: m.id } }, body: body as never }))
-      : unwrap(api.POST('/api/v1/admin/mailboxes', { body: body as never }));
+      ? unwrap(api.PATCH('/api/v1/admin/mailboxes/{mailboxID}', { params: { path: { mailboxID: m.id } }, body }))
+      : unwrap(api.POST('/api/v1/admin/mailboxes', { body }));
   }, m ? t('mailboxes.saved') : t('mailboxes.created'), onClose);
   const e = save.errors;
   return (

@@ -3,16 +3,17 @@ import { useQuery } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { unwrap } from '../../../api/client';
-import type { paths } from '../../../api/schema';
+import type { operations, paths } from '../../../api/schema';
 import {
   BusinessHoursEditor, compact, HolidaysEditor, officeHours, scheduleErrors, type Holiday, type Schedule,
 } from '../../../components/BusinessHoursEditor';
 import { ErrorState, ListSkeleton } from '../../../components/States';
 import { useApi } from '../../../lib/services';
-import { useSave } from './common';
+import { useSave } from '../../../lib/save';
 
 type Org = paths['/api/v1/organizations']['get']['responses'][200]['content']['application/json']['items'][number];
 const orgKey = ['organization'] as const;
+type OrgBody = operations['patchOrganization']['requestBody']['content']['application/json'];
 
 /** timeZones lists the browser's IANA zones (for the time zone pickers). */
 export function timeZones(): string[] {
@@ -44,8 +45,8 @@ function OrgForm({ org }: { org: Org }) {
   const [hours, setHours] = useState<Schedule>(initialHours ?? officeHours());
   const [holidays, setHolidays] = useState<Holiday[]>((org.holidays ?? []) as Holiday[]);
   const [ips, setIps] = useState(((org.allowed_ips ?? []) as string[] | null)?.join('\n') ?? '');
-  const save = useSave(orgKey, (body: Record<string, unknown>) =>
-    unwrap(api.PATCH('/api/v1/organizations/{orgID}', { params: { path: { orgID: org.id } }, body: body as never })), t('org.saved'));
+  const save = useSave(orgKey, (body: OrgBody) =>
+    unwrap(api.PATCH('/api/v1/organizations/{orgID}', { params: { path: { orgID: org.id } }, body })), t('org.saved'));
   const hourErrors = allDay ? {} : scheduleErrors(hours);
   const submit = () => save.mutate({
     name: name.trim(), timezone, business_hours: allDay ? null : compact(hours),
@@ -70,10 +71,10 @@ function OrgForm({ org }: { org: Org }) {
             <Text size="sm" c="dimmed">{t('org.businessHoursHint')}</Text>
             <Switch label={t('org.allDay')} checked={allDay} onChange={(e) => setAllDay(e.currentTarget.checked)} />
             {!allDay && <BusinessHoursEditor value={hours} onChange={setHours} />}
-            {save.errors.business_hours && <Text size="xs" c="red.4">{save.errors.business_hours}</Text>}
+            {save.errors.business_hours && <Text size="xs" c="var(--atum-danger)">{save.errors.business_hours}</Text>}
             <Title order={3} size="h6" mt="xs">{t('org.holidays')}</Title>
             <HolidaysEditor value={holidays} onChange={setHolidays} />
-            {save.errors.holidays && <Text size="xs" c="red.4">{save.errors.holidays}</Text>}
+            {save.errors.holidays && <Text size="xs" c="var(--atum-danger)">{save.errors.holidays}</Text>}
           </Stack>
         </Paper>
         <Paper p="md" className="atum-panel">

@@ -8,7 +8,8 @@ import { ConfirmButton } from '../../../components/ConfirmButton';
 import { EmptyState, ErrorState, ListSkeleton } from '../../../components/States';
 import { keys } from '../../../lib/queries';
 import { useApi } from '../../../lib/services';
-import { AdminTable, useSave } from './common';
+import { useSave } from '../../../lib/save';
+import { AdminTable } from './common';
 
 export type Service = paths['/api/v1/services']['get']['responses'][200]['content']['application/json']['items'][number];
 interface Form { name: string; description: string; default_priority: Priority | null; is_active: boolean }
@@ -33,7 +34,7 @@ export function Services() {
       </Group>
       {list.isPending ? <ListSkeleton rows={3} /> : list.isError ? <ErrorState error={list.error} onRetry={() => void list.refetch()} /> :
         list.data.length === 0 ? <EmptyState title={t('services.none')} description={t('services.noneBody')} /> : (
-          <AdminTable testId="services" head={[t('admin.name'), t('services.description'), t('services.defaultPriority'), t('admin.state'), t('inbox.actions')]}>
+          <AdminTable testId="services" head={[t('admin.name'), t('services.description'), t('services.defaultPriority'), t('admin.state'), t('admin.actions')]}>
             {list.data.map((sv) => (
               <Table.Tr key={sv.id} data-testid="service-row">
                 <Table.Td fw={500}>{sv.name}</Table.Td>

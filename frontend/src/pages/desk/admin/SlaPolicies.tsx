@@ -3,17 +3,20 @@ import { useQuery } from '@tanstack/react-query';
 import { useMemo, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { PRIORITIES, unwrap, type Priority } from '../../../api/client';
-import type { paths } from '../../../api/schema';
+import type { operations, paths } from '../../../api/schema';
 import { BusinessHoursEditor, compact, officeHours, scheduleErrors, type Schedule } from '../../../components/BusinessHoursEditor';
 import { ConfirmButton } from '../../../components/ConfirmButton';
 import { EmptyState, ErrorState, ListSkeleton } from '../../../components/States';
 import { useServiceList } from '../../../lib/queries';
 import { useApi } from '../../../lib/services';
-import { AdminTable, useSave } from './common';
+import { useSave } from '../../../lib/save';
+import { AdminTable } from './common';
 import { timeZones } from './Organization';
 
 type Policy = paths['/api/v1/sla/policies']['get']['responses'][200]['content']['application/json']['items'][number];
 const slaKey = ['sla', 'policies'] as const;
+type PolicyBody = operations['createSLAPolicy']['requestBody']['content']['application/json'] &
+  operations['patchSLAPolicy']['requestBody']['content']['application/json'];
 
 /** minutesLabel writes a target as people read it: 45 min, 4 h, 1 h 30 min. */
 export function minutesLabel(m: number): string {
@@ -52,7 +55,7 @@ export function SlaPolicies() {
       </Group>
       {list.isPending ? <ListSkeleton rows={3} /> : list.isError ? <ErrorState error={list.error} onRetry={() => void list.refetch()} /> :
         list.data.length === 0 ? <EmptyState title={t('slaAdmin.none')} description={t('slaAdmin.noneBody')} /> : (
-          <AdminTable testId="sla-policies" head={[t('admin.name'), t('slaAdmin.scope'), t('slaAdmin.targets'), t('slaAdmin.calendar'), t('admin.state'), t('inbox.actions')]}>
+          <AdminTable testId="sla-policies" head={[t('admin.name'), t('slaAdmin.scope'), t('slaAdmin.targets'), t('slaAdmin.calendar'), t('admin.state'), t('admin.actions')]}>
             {list.data.map((p) => (
               <Table.Tr key={p.id} data-testid="sla-row">
                 <Table.Td fw={500}>{p.name}</Table.Td>
@@ -110,13 +113,13 @@ function PolicyForm({ policy, onClose }: { policy: Policy | null; onClose: () =>
     for (const x of policy.targets) out[x.priority as Priority] = { on: true, first: x.first_response_minutes, resolution: x.resolution_minutes };
     return out;
   });
-  const save = useSave(slaKey, (body: Record<string, unknown>) => policy
-    ? unwrap(api.PATCH('/api/v1/sla/policies/{policyID}', { params: { path: { policyID: policy.id } }, body: body as never }))
-    : unwrap(api.POST('/api/v1/sla/policies', { body: body as never })), policy ? t('slaAdmin.saved') : t('slaAdmin.created'), onClose);
+  const save = useSave(slaKey, (body: PolicyBody) => policy
+    ? unwrap(api.PATCH('/api/v1/sla/policies/{policyID}', { params: { path: { policyID: policy.id } }, body }))
+    : unwrap(api.POST('/api/v1/sla/policies', { body })), policy ? t('slaAdmin.saved') : t('slaAdmin.created'), onClose);
   const hourErrors = useHours && ownHours ? scheduleErrors(hours) : {};
   const setTarget = (p: Priority, patch: Partial<TargetRow>) => setTargets({ ...targets, [p]: { ...targets[p], ...patch } });
   const submit = () => save.mutate({
-    name: name.trim(), service_id: serviceId, priority, clock_start: clockStart, use_business_hours: useHours,
+    name: name.trim(), service_id: serviceId, priority, clock_start: clockStart as PolicyBody['clock_start'], use_business_hours: useHours,
     business_hours: useHours && ownHours ? compact(hours) : null, timezone: zone, is_active: active,
     targets: PRIORITIES.filter((p) => targets[p].on).map((p) => ({
       priority: p, first_response_minutes: targets[p].first, resolution_minutes: targets[p].resolution,
@@ -144,7 +147,7 @@ function PolicyForm({ policy, onClose }: { policy: Policy | null; onClose: () =>
             </div>
           </Stack>
           <Title order={3} size="h6" mt="xs">{t('slaAdmin.targets')}</Title>
-          {err('targets') && <Text size="xs" c="red.4">{err('targets')}</Text>}
+          {err('targets') && <Text size="xs" c="var(--atum-danger)">{err('targets')}</Text>}
           <Table withRowBorders={false} verticalSpacing={4} data-testid="sla-targets">
             <Table.Thead>
               <Table.Tr>
@@ -188,14 +191,14 @@ function PolicyForm({ policy, onClose }: { policy: Policy | null; onClose: () =>
                 aria-label={t('slaAdmin.hoursSource')}
                 data={[{ value: 'org', label: t('slaAdmin.orgHours') }, { value: 'own', label: t('slaAdmin.ownHours') }]} />
               {ownHours && <BusinessHoursEditor value={hours} onChange={setHours} />}
-              {err('business_hours') && <Text size="xs" c="red.4">{err('business_hours')}</Text>}
+              {err('business_hours') && <Text size="xs" c="var(--atum-danger)">{err('business_hours')}</Text>}
               <Select label={t('org.timezone')} clearable searchable value={zone} placeholder={t('slaAdmin.orgZone')} data={zones} limit={50}
                 onChange={setZone} error={err('timezone')} comboboxProps={{ withinPortal: true }} />
             </>
           )}
           <Switch label={t('admin.active')} checked={active} onChange={(e) => setActive(e.currentTarget.checked)} />
           {Object.entries(save.errors).filter(([k]) => !/^(name|service_id|priority|targets|business_hours|timezone)/.test(k)).map(([k, v]) => (
-            <Text key={k} size="xs" c="red.4">{k}: {v}</Text>
+            <Text key={k} size="xs" c="var(--atum-danger)">{k}: {v}</Text>
           ))}
           <Group justify="flex-end">
             <Button variant="subtle" color="gray" onClick={onClose}>{t('action.cancel')}</Button>
