@@ -85,7 +85,7 @@ type Mailbox struct {
 	PasswordEnc   []byte `gorm:"column:password_enc" json:"-"`
 	AfterIngest   string `gorm:"column:after_ingest;default:seen" json:"after_ingest"`
 	ConfigVersion int    `gorm:"column:config_version;default:1" json:"config_version"`
-	// UnknownSender (00010): what mail from an address that is no user of
+	// UnknownSender (00009): what mail from an address that is no user of
 	// the organisation does: UnknownSenderCreate or UnknownSenderQuarantine.
 	UnknownSender string `gorm:"column:unknown_sender;default:create" json:"unknown_sender"`
 }
