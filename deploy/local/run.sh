@@ -91,6 +91,13 @@ cmd_start() {
   if [[ -z ${ATUMDESK_IMAP_CA_FILE:-} && -f $DATA/mail/tls/cert.pem ]]; then
     export ATUMDESK_IMAP_CA_FILE="$DATA/mail/tls/cert.pem"
   fi
+  # A local sealing key for mailbox passwords, made once and kept with the
+  # data (production sets ATUMDESK_SECRET_KEY from its secret store).
+  if [[ -z ${ATUMDESK_SECRET_KEY:-} ]]; then
+    [[ -s $DATA/secret-key ]] || (umask 077 && head -c 32 /dev/urandom | base64 >"$DATA/secret-key")
+    ATUMDESK_SECRET_KEY="$(<"$DATA/secret-key")"
+    export ATUMDESK_SECRET_KEY
+  fi
   export ATUMDESK_KAFKA_DATA_DIR="$DATA/kafka"
   mkdir -p "$ATUMDESK_KAFKA_DATA_DIR" "$DATA/log" "$DATA/run"
 

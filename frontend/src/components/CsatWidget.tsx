@@ -28,7 +28,7 @@ export function CsatWidget({ ticketId, enabled }: { ticketId: string; enabled: b
   if (!enabled || !csat.data || csat.data.state === 'not_available') return null;
   const s = csat.data;
   return (
-    <Paper p="lg" className="atum-panel" data-testid="csat" data-state={s.state}>
+    <Paper p="lg" className="atum-panel" id="csat" data-testid="csat" data-state={s.state}>
       {s.state === 'responded' ? (
         <Stack gap={4}>
           <Title order={2} size="h4">{t('csat.doneTitle')}</Title>

@@ -1,1 +1,0 @@
-import{KbArticlePage as e,KnowledgeBase as t}from"./Knowledge-CaIIWVi2.js";import{K as n}from"./useTranslation-BTtRg4w6.js";var r=n(),i=()=>(0,r.jsx)(t,{side:`portal`}),a=()=>(0,r.jsx)(e,{side:`portal`}),o=()=>(0,r.jsx)(t,{side:`desk`}),s=()=>(0,r.jsx)(e,{side:`desk`});export{o as DeskKb,s as DeskKbArticle,i as PortalKb,a as PortalKbArticle};
