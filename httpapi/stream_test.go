@@ -117,6 +117,9 @@ func (r *streamReader) data() []string {
 	defer r.mu.Unlock()
 	var out []string
 	for _, e := range r.events {
+		if len(e.Data) == 0 {
+			continue // a keep-alive comment or a retry: line, no event
+		}
 		out = append(out, string(e.Data))
 	}
 	return out
