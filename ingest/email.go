@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/atumdesk/atumdesk/internal/database"
 	"github.com/atumdesk/atumdesk/internal/mailthread"
 	"github.com/atumdesk/atumdesk/internal/metrics"
+	"github.com/atumdesk/atumdesk/internal/storage"
 	"github.com/atumdesk/atumdesk/internal/tickets"
 	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
@@ -32,6 +34,9 @@ type MailConfig struct {
 	Tickets *tickets.Service
 	// Registerer receives atumdesk_mail_ingest_total (nil: not registered).
 	Registerer prometheus.Registerer
+	// Files stores the mail's attachments and inline images under the same
+	// rules as uploads (nil: they are not kept; the raw mail still is).
+	Files *storage.Attachments
 }
 
 // Outcomes of one inbound mail (label of atumdesk_mail_ingest_total).
@@ -55,6 +60,7 @@ type mailSink struct {
 	s       *Service
 	th      threader
 	tickets *tickets.Service
+	files   *storage.Attachments
 	total   *prometheus.CounterVec
 }
 
@@ -75,7 +81,7 @@ func (s *Service) MailSink(cfg MailConfig) (imap.Sink, error) {
 	if cfg.Tickets == nil {
 		return nil, errors.New("ingest: MailConfig.Tickets is required")
 	}
-	k := &mailSink{s: s, th: threader{db: s.db, signer: cfg.Signer}, tickets: cfg.Tickets,
+	k := &mailSink{s: s, th: threader{db: s.db, signer: cfg.Signer}, tickets: cfg.Tickets, files: cfg.Files,
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "atumdesk_mail_ingest_total",
 			Help: "Inbound e-mails by outcome: comment, ticket, ticket_auto, follow_up, auto_dropped, own_dropped, bounce, " +
 				"duplicate, unknown_sender, not_participant, forged_token, quarantined_mail."}, []string{"outcome"})}
@@ -179,6 +185,11 @@ func (k *mailSink) comment(ctx context.Context, m *imap.Message, msg *mail.Messa
 	e, _ := apperr.As(err)
 	switch {
 	case err == nil:
+		if _, err := k.saveParts(ctx, m.OrgID, msg, &u.ID, &match.TicketID, &c.ID); err != nil {
+			// The comment stands (its Message-ID makes a retry a no-op);
+			// the raw mail keeps the files for a replay.
+			k.s.log.WarnContext(ctx, "mail: reply attachments not stored", "err", err, "comment_id", c.ID)
+		}
 		k.s.log.InfoContext(ctx, "mail: reply threaded", "ticket_id", match.TicketID, "comment_id", c.ID,
 			"thread_reason", match.Reason, "mailbox_id", m.MailboxID)
 		k.count(mailComment)
@@ -228,6 +239,13 @@ func (k *mailSink) newTicket(ctx context.Context, m *imap.Message, msg *mail.Mes
 	if strings.TrimSpace(text) == "" {
 		text = "(no text)"
 	}
+	// Unlinked until the persister claims them for the ticket; a mail
+	// delivered twice leaves the second copy's files unlinked, and those
+	// are purged after a day.
+	files, err := k.saveParts(ctx, m.OrgID, msg, nil, nil, nil)
+	if err != nil {
+		return err
+	}
 	rec, err := k.s.Submit(ctx, Submission{
 		Channel: pipeline.ChannelEmail, OrgID: m.OrgID,
 		Requester: pipeline.Requester{Email: msg.From.Email, Name: msg.From.Name},
@@ -235,7 +253,7 @@ func (k *mailSink) newTicket(ctx context.Context, m *imap.Message, msg *mail.Mes
 		IdempotencyKey:   "mail:" + m.MailboxID.String() + ":" + m.DedupeKey(),
 		IdempotencyScope: "mailbox:" + m.MailboxID.String(),
 		MessageID:        msg.MessageID, InReplyTo: msg.InReplyTo, References: msg.References,
-		AutoSubmitted: msg.Loop.Automatic,
+		AutoSubmitted: msg.Loop.Automatic, AttachmentIDs: files,
 		// The poller holds the mailbox alone: a reservation still pending is
 		// a killed predecessor's, which must not hold the mail back.
 		TakeOverPending: true,
@@ -311,3 +329,35 @@ func replyBody(msg *mail.Message) (text, html string) {
 }
 
 func (k *mailSink) count(outcome string) { k.total.WithLabelValues(outcome).Inc() }
+
+// saveParts stores msg's attachments and inline images that the upload
+// rules accept (a refused part is left out and named in the log; the raw
+// mail keeps it) and returns their ids, at most MaxAttachments.
+func (k *mailSink) saveParts(ctx context.Context, org uuid.UUID, msg *mail.Message, by, ticket, comment *uuid.UUID) ([]uuid.UUID, error) {
+	if k.files == nil {
+		return nil, nil
+	}
+	var ids []uuid.UUID
+	for _, p := range msg.Attachments {
+		if p.ContentType == "" || len(ids) == MaxAttachments {
+			k.s.log.InfoContext(ctx, "mail: attachment not kept", "filename", p.Filename, "reason", p.Refused, "message_id", msg.MessageID)
+			continue
+		}
+		u := storage.Upload{OrgID: org, UploadedBy: by, TicketID: ticket, CommentID: comment, Filename: p.Filename,
+			Body: bytes.NewReader(p.Data)}
+		if p.ContentID != "" {
+			cid := p.ContentID
+			u.ContentID = &cid
+		}
+		att, err := k.files.Save(ctx, k.s.db, u, nil)
+		if e, ok := apperr.As(err); ok && e.Kind != apperr.Unavailable {
+			k.s.log.InfoContext(ctx, "mail: attachment refused", "filename", p.Filename, "err", err, "message_id", msg.MessageID)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ingest: store attachment %q: %w", p.Filename, err)
+		}
+		ids = append(ids, att.ID)
+	}
+	return ids, nil
+}

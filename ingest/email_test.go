@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"github.com/atumdesk/atumdesk/ingest/mail"
 	"github.com/atumdesk/atumdesk/internal/mailthread"
 	"github.com/atumdesk/atumdesk/internal/seed"
+	"github.com/atumdesk/atumdesk/internal/storage"
 	"github.com/atumdesk/atumdesk/internal/testenv"
 	"github.com/atumdesk/atumdesk/internal/tickets"
 	"github.com/atumdesk/atumdesk/pipeline"
@@ -67,8 +70,10 @@ func newMailHarness(t *testing.T) *mailHarness {
 	h.mailbox = uuid.Must(uuid.NewV7())
 	require.NoError(t, db.Exec(`INSERT INTO mailboxes (id, org_id, address, imap_host, imap_username, credentials_ref)
 		VALUES (?, ?, 'support@acme.test', 'imap.acme.test', 'support@acme.test', 'secretbox')`, h.mailbox, h.org).Error)
+	files, err := storage.NewLocal(t.TempDir())
+	require.NoError(t, err)
 	h.sink, err = New(db, testenv.Redis(t), producer, log).MailSink(MailConfig{Signer: h.signer,
-		Tickets: tickets.New(db, tickets.Config{}), Registerer: h.reg})
+		Tickets: tickets.New(db, tickets.Config{}), Registerer: h.reg, Files: storage.NewAttachments(files, 0)})
 	require.NoError(t, err)
 	return h
 }
@@ -97,6 +102,50 @@ func (h *mailHarness) deliver(raw []byte, replay bool) error {
 	return h.sink.Deliver(context.Background(), &imap.Message{MailboxID: h.mailbox, OrgID: h.org, Address: "support@acme.test",
 		Folder: "INBOX", UIDValidity: 1, UID: uint32(h.seq), MessageID: msg.MessageID, SHA256: hex.EncodeToString(sum[:]),
 		Raw: raw, InternalDate: time.Now(), Replay: replay})
+}
+
+// withParts builds a multipart mail from from: a text body and the given
+// attachments (name → bytes), base64-encoded.
+func (h *mailHarness) withParts(from, subject string, parts map[string][]byte, headers ...string) (raw []byte, id string) {
+	h.mu.Lock()
+	h.seq++
+	id = fmt.Sprintf("m%d.%s@example.test", h.seq, uuid.NewString()[:8])
+	h.mu.Unlock()
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: %s\r\nTo: Support <support@acme.test>\r\nSubject: %s\r\nMessage-ID: <%s>\r\nDate: %s\r\n",
+		from, subject, id, time.Now().Format(time.RFC1123Z))
+	for _, l := range headers {
+		b.WriteString(l + "\r\n")
+	}
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"BOUNDARY\"\r\n\r\n")
+	fmt.Fprintf(&b, "--BOUNDARY\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nText of %s.\r\n", id)
+	names := make([]string, 0, len(parts))
+	for n := range parts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(&b, "--BOUNDARY\r\nContent-Type: application/octet-stream; name=\"%s\"\r\nContent-Disposition: attachment; filename=\"%s\"\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n",
+			n, n, base64.StdEncoding.EncodeToString(parts[n]))
+	}
+	b.WriteString("--BOUNDARY--\r\n")
+	return b.Bytes(), id
+}
+
+type attachmentRow struct {
+	Filename    string     `gorm:"column:filename"`
+	ContentType string     `gorm:"column:content_type"`
+	SHA256      string     `gorm:"column:sha256"`
+	CommentID   *uuid.UUID `gorm:"column:comment_id"`
+	UploadedBy  *uuid.UUID `gorm:"column:uploaded_by"`
+}
+
+func (h *mailHarness) attachments(ticket uuid.UUID) []attachmentRow {
+	h.t.Helper()
+	var rows []attachmentRow
+	require.NoError(h.t, h.db.Raw(`SELECT filename, mime_type AS content_type, encode(sha256, 'hex') AS sha256, comment_id, uploaded_by
+		FROM attachments WHERE ticket_id = ? ORDER BY filename`, ticket).Scan(&rows).Error)
+	return rows
 }
 
 type ticketRow struct {
@@ -129,6 +178,7 @@ func (h *mailHarness) noTicket(id string) {
 }
 
 type commentRow struct {
+	ID              uuid.UUID `gorm:"column:id"`
 	AuthorID        uuid.UUID `gorm:"column:author_id"`
 	Channel         string    `gorm:"column:channel"`
 	IsInternal      bool      `gorm:"column:is_internal"`
@@ -140,7 +190,7 @@ type commentRow struct {
 func (h *mailHarness) comments(ticket uuid.UUID) []commentRow {
 	h.t.Helper()
 	var rows []commentRow
-	require.NoError(h.t, h.db.Raw(`SELECT author_id, channel, is_internal, thread_reason, source_message_id, content
+	require.NoError(h.t, h.db.Raw(`SELECT id, author_id, channel, is_internal, thread_reason, source_message_id, content
 		FROM comments WHERE ticket_id = ? ORDER BY created_at, id`, ticket).Scan(&rows).Error)
 	return rows
 }
@@ -395,4 +445,34 @@ func TestMailThreading(t *testing.T) {
 		require.NoError(t, h.deliver(raw, true))
 		h.ticket(id)
 	})
+}
+
+// Attachments of a mail are kept under the upload rules: a new ticket's on
+// the ticket, a threaded reply's on its comment; active content is left out.
+func TestMailAttachments(t *testing.T) {
+	h := newMailHarness(t)
+	pdf := []byte("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n")
+	page := []byte("<html><body><script>alert(1)</script></body></html>")
+	raw, first := h.withParts(customer, "Invoice attached", map[string][]byte{"invoice.pdf": pdf, "page.html": page})
+	require.NoError(t, h.deliver(raw, false))
+	tk := h.ticket(first)
+	var atts []attachmentRow
+	require.Eventually(t, func() bool { atts = h.attachments(tk.ID); return len(atts) == 1 }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, "invoice.pdf", atts[0].Filename)
+	require.Equal(t, "application/pdf", atts[0].ContentType)
+	sum := sha256.Sum256(pdf)
+	require.Equal(t, hex.EncodeToString(sum[:]), atts[0].SHA256)
+	require.Nil(t, atts[0].CommentID)
+	require.Nil(t, atts[0].UploadedBy, "no uploader: it came by mail")
+
+	n := h.notification(tk.ID, "customer@example.test")
+	raw, _ = h.withParts(customer, "Re: Invoice attached", map[string][]byte{"second.pdf": pdf}, "In-Reply-To: <"+n+">")
+	require.NoError(t, h.deliver(raw, false))
+	cs := h.comments(tk.ID)
+	require.Len(t, cs, 1)
+	atts = h.attachments(tk.ID)
+	require.Len(t, atts, 2)
+	require.Equal(t, "second.pdf", atts[1].Filename)
+	require.Equal(t, cs[0].ID, *atts[1].CommentID)
+	require.Equal(t, h.user("customer@example.test"), *atts[1].UploadedBy)
 }

@@ -318,6 +318,11 @@ func (s *Service) checkReferences(ctx context.Context, sub Submission, fields ma
 		var n int64
 		q := db.Raw(`SELECT count(*) FROM attachments WHERE id IN ? AND org_id = ? AND ticket_id IS NULL AND comment_id IS NULL AND uploaded_by = ?`,
 			sub.AttachmentIDs, sub.OrgID, sub.Requester.UserID)
+		if sub.Channel == pipeline.ChannelEmail {
+			// Stored by the mail sink from the message itself (no uploader).
+			q = db.Raw(`SELECT count(*) FROM attachments WHERE id IN ? AND org_id = ? AND ticket_id IS NULL AND comment_id IS NULL AND uploaded_by IS NULL`,
+				sub.AttachmentIDs, sub.OrgID)
+		}
 		if err := q.Scan(&n).Error; err != nil {
 			return database.Classify(err)
 		}

@@ -464,8 +464,13 @@ func (e *env) addIMAP(ctx context.Context, g *lifecycle.Group, producer *pipelin
 	if err != nil {
 		return err
 	}
+	files, err := storage.NewLocal(e.cfg.StorageDir)
+	if err != nil {
+		return err
+	}
 	sink, err := ingest.New(e.db, e.rdb, producer, e.log).MailSink(ingest.MailConfig{Signer: mailthread.NewSigner(secret),
-		Tickets: tickets.New(e.db, tickets.Config{ReopenWindow: e.cfg.ReopenWindow}), Registerer: e.metrics.Reg})
+		Tickets: tickets.New(e.db, tickets.Config{ReopenWindow: e.cfg.ReopenWindow}), Registerer: e.metrics.Reg,
+		Files: storage.NewAttachments(files, e.cfg.AttachmentMaxBytes)})
 	if err != nil {
 		return err
 	}
