@@ -2,8 +2,8 @@
 #
 #   make build   build bin/atumdesk
 #   make run     start the local stack and atumdesk (http://127.0.0.1:8080), seed demo data once
-#   make stop    stop atumdesk and the local stack
-#   make test    stack and mail servers up, gofmt check, go vet, go test -race against them
+#   make stop    stop atumdesk, the local stack and the test servers (mail, Ollama, nginx)
+#   make test    stack, mail servers, Ollama and nginx up, gofmt check, go vet, go test -race against them, then the web app's tests
 #   make mail-up / mail-down   the local Dovecot + Postfix test servers (deploy/local/mail.sh)
 #   make nginx-up / nginx-down nginx from Debian in front of `make run` on 127.0.0.1:18080 (deploy/local/nginx.sh)
 #   make lint    gofmt check, go vet, staticcheck
@@ -39,6 +39,9 @@ run: build
 
 stop:
 	$(RUN) stop
+	$(NGINX) down
+	$(MAIL) down
+	$(OLLAMA) down
 	$(STACK) down
 
 test: stack-up mail-up ollama-up nginx-install fmt-check vet frontend-test

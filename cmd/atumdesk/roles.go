@@ -96,6 +96,20 @@ func openEnv(ctx context.Context, cfg *config.Config, log *slog.Logger, embedKaf
 	return e, nil
 }
 
+// prepare readies a role that produces to Kafka: migrations applied
+// (apply) or none pending, the topics created if missing (each role makes
+// sure, so none waits for another process to start first), and the
+// process's producer.
+func (e *env) prepare(ctx context.Context, apply bool) (*pipeline.Producer, error) {
+	if err := e.migrateOrRefuse(ctx, apply); err != nil {
+		return nil, err
+	}
+	if err := pipeline.EnsureTopics(ctx, e.brokers, pipeline.DefaultTopics(e.cfg.KafkaReplication)); err != nil {
+		return nil, err
+	}
+	return e.producer()
+}
+
 // producer returns the process's one Kafka producer (closed with env).
 func (e *env) producer() (*pipeline.Producer, error) {
 	if e.kafkaMetrics == nil {
@@ -267,6 +281,8 @@ func runAPI(ctx context.Context, cfg *config.Config, log *slog.Logger, args []st
 		return err
 	}
 	defer e.close()
+	// No topic creation here: the API keeps serving (intake answers 503)
+	// while Kafka is unreachable.
 	if err := e.migrateOrRefuse(ctx, *migrate); err != nil {
 		return err
 	}
@@ -287,13 +303,7 @@ func runAll(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer e.close()
-	if err := e.migrateOrRefuse(ctx, true); err != nil {
-		return err
-	}
-	if err := pipeline.EnsureTopics(ctx, e.brokers, pipeline.DefaultTopics(cfg.KafkaReplication)); err != nil {
-		return err
-	}
-	producer, err := e.producer()
+	producer, err := e.prepare(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -325,13 +335,7 @@ func runPipeline(ctx context.Context, cfg *config.Config, log *slog.Logger) erro
 		return err
 	}
 	defer e.close()
-	if err := e.migrateOrRefuse(ctx, false); err != nil {
-		return err
-	}
-	if err := pipeline.EnsureTopics(ctx, e.brokers, pipeline.DefaultTopics(cfg.KafkaReplication)); err != nil {
-		return err
-	}
-	producer, err := e.producer()
+	producer, err := e.prepare(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -489,15 +493,9 @@ func runIMAP(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer e.close()
-	if err := e.migrateOrRefuse(ctx, false); err != nil {
-		return err
-	}
-	// Mail that cannot be produced is quarantined after a few tries: make
-	// sure the topics exist rather than wait for the pipeline process.
-	if err := pipeline.EnsureTopics(ctx, e.brokers, pipeline.DefaultTopics(cfg.KafkaReplication)); err != nil {
-		return err
-	}
-	producer, err := e.producer()
+	// Mail that cannot be produced is quarantined after a few tries:
+	// prepare makes sure the topics exist.
+	producer, err := e.prepare(ctx, false)
 	if err != nil {
 		return err
 	}

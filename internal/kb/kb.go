@@ -136,12 +136,8 @@ func (s *Store) GetCategory(ctx context.Context, v Viewer, idOrSlug string) (*Ca
 }
 
 func (s *Store) getCategory(ctx context.Context, db *gorm.DB, v Viewer, idOrSlug string) (*Category, error) {
-	q := s.categoryQuery(ctx, db, v)
-	if id, err := uuid.Parse(idOrSlug); err == nil {
-		q = q.Where("c.id = ?", id)
-	} else if validSlug(idOrSlug) {
-		q = q.Where("c.slug = ?", idOrSlug)
-	} else {
+	q, ok := byIDOrSlug(s.categoryQuery(ctx, db, v), "c", idOrSlug)
+	if !ok {
 		return nil, ErrCategoryNotFound
 	}
 	var c Category
@@ -454,12 +450,8 @@ func (s *Store) GetArticle(ctx context.Context, v Viewer, idOrSlug string) (*Art
 }
 
 func (s *Store) getArticle(ctx context.Context, db *gorm.DB, v Viewer, idOrSlug string) (*articleRow, error) {
-	q := articleQuery(ctx, db, v, "a.content")
-	if id, err := uuid.Parse(idOrSlug); err == nil {
-		q = q.Where("a.id = ?", id)
-	} else if validSlug(idOrSlug) {
-		q = q.Where("a.slug = ?", idOrSlug)
-	} else {
+	q, ok := byIDOrSlug(articleQuery(ctx, db, v, "a.content"), "a", idOrSlug)
+	if !ok {
 		return nil, ErrArticleNotFound
 	}
 	var r articleRow
@@ -808,4 +800,16 @@ func classify(err error) error {
 			Fields: map[string]string{"slug": "is taken"}, Err: err}
 	}
 	return database.Classify(err)
+}
+
+// byIDOrSlug narrows q (whose table is aliased alias) to the row named by
+// an id or a slug; ok is false when idOrSlug is neither.
+func byIDOrSlug(q *gorm.DB, alias, idOrSlug string) (*gorm.DB, bool) {
+	if id, err := uuid.Parse(idOrSlug); err == nil {
+		return q.Where(alias+".id = ?", id), true
+	}
+	if validSlug(idOrSlug) {
+		return q.Where(alias+".slug = ?", idOrSlug), true
+	}
+	return q, false
 }
