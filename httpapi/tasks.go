@@ -63,10 +63,14 @@ func (s *Server) taskQueue(r *http.Request) (string, error) {
 }
 
 // ownTask reports whether t belongs to org; a payload without a readable
-// org_id belongs to nobody.
+// org_id belongs to nobody. A batch task (archived only when its failed
+// events could not be handed on) is shown by its first event.
 func ownTask(t *asynq.TaskInfo, org uuid.UUID) (pipeline.TaskPayload, bool) {
-	p, err := pipeline.ParseTaskPayload(t.Payload)
-	return p, err == nil && p.OrgID == org
+	ps, err := pipeline.ParseTaskPayloads(t.Payload)
+	if err != nil {
+		return pipeline.TaskPayload{}, false
+	}
+	return ps[0], ps[0].OrgID == org
 }
 
 func viewOf(t *asynq.TaskInfo, p pipeline.TaskPayload) archivedTaskView {

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
@@ -27,16 +27,12 @@ type DispatcherConfig struct {
 	GroupID string
 	// Graph defaults to the package's Graph.
 	Graph []Stage
-	// MaxRetry per task (default 12: with the workers' backoff of 2 s
-	// doubling to 10 min, about 47 min of retrying before the task is
-	// archived).
-	MaxRetry int
-	// Retention keeps a finished task, and so its TaskID, for this long
-	// (default 24 h): an event redelivered within it enqueues nothing.
-	Retention time.Duration
-	// Timeout bounds one run of a task (default 2 min).
-	Timeout time.Duration
-	// Parallel is the number of concurrent enqueues per batch (default 16).
+	// Task holds the asynq options of the stage tasks (retries, retention, timeout).
+	Task TaskOptions
+	// BatchSize caps the events of one organisation one batch task covers
+	// (default 64; 1 enqueues a task per event).
+	BatchSize int
+	// Parallel is the number of concurrent enqueues per Kafka batch (default 16).
 	Parallel int
 }
 
@@ -47,14 +43,9 @@ func (c *DispatcherConfig) defaults() {
 	if c.Graph == nil {
 		c.Graph = Graph
 	}
-	if c.MaxRetry <= 0 {
-		c.MaxRetry = 12
-	}
-	if c.Retention <= 0 {
-		c.Retention = 24 * time.Hour
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = 2 * time.Minute
+	c.Task.defaults()
+	if c.BatchSize <= 0 {
+		c.BatchSize = 64
 	}
 	if c.Parallel <= 0 {
 		c.Parallel = 16
@@ -68,12 +59,15 @@ func (c *DispatcherConfig) defaults() {
 // every event, the tasks the stage graph lists for its type. It blocks until
 // ctx is cancelled and then returns nil.
 //
-// Each task's ID is Stage.TaskID(event.ID), so an event delivered twice
-// (redelivery after a crash or rebalance, several dispatcher processes, the
-// relay publishing twice) enqueues one task: asynq answers
-// ErrTaskIDConflict, which counts as done. Offsets are committed only after
-// every task of the batch is in Redis; while Redis is down the batch is
-// retried and nothing is committed.
+// What one Kafka fetch brought is batched per stage and organisation: a
+// lone event becomes a one-event task with ID Stage.TaskID(event.ID), a run
+// of events one batch task (BatchPayload, ID Stage.BatchTaskID) that the
+// workers split back into one-event tasks for whatever fails. So an event
+// delivered twice (redelivery after a crash or rebalance, several
+// dispatcher processes, the relay publishing twice) enqueues one task, or
+// one more that the stage's inbox row turns into a no-op. Offsets are
+// committed only after every task of the batch is in Redis; while Redis is
+// down the batch is retried and nothing is committed.
 func RunDispatcher(ctx context.Context, cfg DispatcherConfig) error {
 	cfg.defaults()
 	if cfg.Redis == nil {
@@ -97,13 +91,25 @@ type dispatcher struct {
 	client *asynq.Client
 }
 
-type enqueueJob struct {
-	stage Stage
-	ev    Event
+// stageTask is one task to enqueue: a stage and the events (one
+// organisation's, in topic order) it covers.
+type stageTask struct {
+	stage  Stage
+	events []TaskPayload
 }
 
-func (d *dispatcher) handle(ctx context.Context, batch []kafka.Message) error {
-	var jobs []enqueueJob
+// plan groups the events of a Kafka batch into stage tasks: per stage and
+// organisation, at most BatchSize events each, each event once.
+func (d *dispatcher) plan(batch []kafka.Message) []stageTask {
+	type key struct {
+		stage Stage
+		org   uuid.UUID
+	}
+	var (
+		order  []key
+		groups = map[key][]TaskPayload{}
+		seen   = map[key]map[uuid.UUID]bool{}
+	)
 	for _, m := range batch {
 		var ev Event
 		if err := json.Unmarshal(m.Value, &ev); err != nil || ev.ID == uuid.Nil {
@@ -114,24 +120,39 @@ func (d *dispatcher) handle(ctx context.Context, batch []kafka.Message) error {
 			continue
 		}
 		for _, s := range StagesFor(d.cfg.Graph, ev.Type) {
-			jobs = append(jobs, enqueueJob{s, ev})
+			k := key{s, ev.OrgID}
+			if seen[k] == nil {
+				seen[k] = map[uuid.UUID]bool{}
+				order = append(order, k)
+			}
+			if !seen[k][ev.ID] {
+				seen[k][ev.ID] = true
+				groups[k] = append(groups[k], PayloadOf(ev))
+			}
 		}
 	}
-	if len(jobs) == 0 {
-		return nil
+	var tasks []stageTask
+	for _, k := range order {
+		for chunk := range slices.Chunk(groups[k], d.cfg.BatchSize) {
+			tasks = append(tasks, stageTask{k.stage, chunk})
+		}
 	}
+	return tasks
+}
 
+func (d *dispatcher) handle(ctx context.Context, batch []kafka.Message) error {
+	tasks := d.plan(batch)
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 		sem  = make(chan struct{}, d.cfg.Parallel)
 	)
-	for _, j := range jobs {
+	for _, t := range tasks {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := d.enqueue(ctx, j.stage, j.ev); err != nil {
+			if err := d.enqueue(ctx, t); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -140,31 +161,18 @@ func (d *dispatcher) handle(ctx context.Context, batch []kafka.Message) error {
 	}
 	wg.Wait()
 	if len(errs) > 0 {
-		return fmt.Errorf("pipeline: dispatch: %d of %d tasks failed: %w", len(errs), len(jobs), errs[0])
+		return fmt.Errorf("pipeline: dispatch: %d of %d tasks failed: %w", len(errs), len(tasks), errs[0])
 	}
 	return nil
 }
 
-func (d *dispatcher) enqueue(ctx context.Context, s Stage, ev Event) error {
-	payload, err := json.Marshal(PayloadOf(ev))
-	if err != nil {
-		return err
+func (d *dispatcher) enqueue(ctx context.Context, t stageTask) error {
+	if len(t.events) == 1 {
+		p := t.events[0]
+		return EnqueueStageTask(ctx, d.client, t.stage, t.stage.TaskID(p.EventID), p, d.cfg.Task)
 	}
-	task := asynq.NewTask(s.TaskType, payload)
-	_, err = d.client.EnqueueContext(ctx, task,
-		asynq.Queue(s.Queue),
-		asynq.TaskID(s.TaskID(ev.ID)),
-		asynq.MaxRetry(d.cfg.MaxRetry),
-		asynq.Retention(d.cfg.Retention),
-		asynq.Timeout(d.cfg.Timeout),
-	)
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil // already enqueued (or done, within retention)
-	}
-	if err != nil {
-		return fmt.Errorf("enqueue %s for event %s: %w", s.TaskType, ev.ID, err)
-	}
-	return nil
+	return EnqueueStageTask(ctx, d.client, t.stage, t.stage.BatchTaskID(t.events),
+		BatchPayload{OrgID: t.events[0].OrgID, Events: t.events}, d.cfg.Task)
 }
 
 func headerValue(m kafka.Message, key string) string {

@@ -126,3 +126,105 @@ func (nopLogger) Fatal(...any) {}
 func TestDispatcherNeedsRedis(t *testing.T) {
 	require.ErrorContains(t, pipeline.RunDispatcher(context.Background(), pipeline.DispatcherConfig{}), "Redis is required")
 }
+
+// What one fetch brings is batched per stage and organisation: one task for
+// org A's five new tickets (a repeat dropped),
+// one for org B's lone ticket under the one-event ID.
+func TestDispatcherBatchesPerStageAndOrganisation(t *testing.T) {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := pipeline.StartBroker(ctx, pipeline.BrokerConfig{DataDir: t.TempDir(), Logger: log})
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	require.NoError(t, pipeline.EnsureTopics(ctx, b.Addrs(), pipeline.DefaultTopics(1)))
+	redisOpt, err := asynq.ParseRedisURI(testenv.RedisURL(t))
+	require.NoError(t, err)
+
+	orgA, orgB := uuid.New(), uuid.New()
+	var msgs []pipeline.Message
+	var wantA []pipeline.TaskPayload
+	add := func(org uuid.UUID) pipeline.Event {
+		ev, err := pipeline.NewEvent(pipeline.EventTicketCreated, pipeline.TicketRef{OrgID: org, TicketID: uuid.Must(uuid.NewV7()), RequesterID: uuid.New()},
+			nil, pipeline.AudiencePublic, nil)
+		require.NoError(t, err)
+		v, err := json.Marshal(ev)
+		require.NoError(t, err)
+		msgs = append(msgs, pipeline.Message{Topic: pipeline.TopicEvents, Key: []byte(ev.TicketID.String()), Value: v,
+			Headers: map[string]string{pipeline.HeaderEventID: ev.ID.String()}})
+		return ev
+	}
+	for i := range 5 {
+		ev := add(orgA)
+		wantA = append(wantA, pipeline.PayloadOf(ev))
+		if i == 1 {
+			msgs = append(msgs, msgs[len(msgs)-1]) // delivered twice
+		}
+	}
+	evB := add(orgB)
+	p := pipeline.NewProducer(b.Addrs())
+	defer p.Close()
+	require.NoError(t, p.Publish(ctx, msgs...))
+
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- pipeline.RunDispatcher(rctx, pipeline.DispatcherConfig{Brokers: b.Addrs(), Redis: redisOpt, Logger: log, Graph: pipeline.Graph[:1]})
+	}()
+	require.Eventually(t, func() bool {
+		lag, err := pipeline.GroupLag(ctx, b.Addrs(), pipeline.DispatchGroup, pipeline.TopicEvents)
+		return err == nil && lag == 0
+	}, 30*time.Second, 50*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+
+	insp := asynq.NewInspector(redisOpt)
+	defer insp.Close()
+	tasks, err := insp.ListPendingTasks(pipeline.QueueDedup)
+	require.NoError(t, err)
+	require.Len(t, tasks, 2)
+	byID := map[string]*asynq.TaskInfo{}
+	for _, task := range tasks {
+		byID[task.ID] = task
+	}
+	stage := pipeline.Graph[0]
+	var batch *asynq.TaskInfo
+	for _, task := range tasks {
+		if pipeline.IsBatchPayload(task.Payload) {
+			batch = task
+		}
+	}
+	require.NotNil(t, batch, "org A's batch task")
+	got, err := pipeline.ParseTaskPayloads(batch.Payload)
+	require.NoError(t, err)
+	// Events keep topic order within a partition; the test's keys spread
+	// them over several, so only the set is fixed.
+	require.ElementsMatch(t, wantA, got)
+	require.Equal(t, stage.BatchTaskID(got), batch.ID)
+	single := byID[stage.TaskID(evB.ID)]
+	require.NotNil(t, single, "org B's one-event task")
+	require.False(t, pipeline.IsBatchPayload(single.Payload))
+	pl, err := pipeline.ParseTaskPayload(single.Payload)
+	require.NoError(t, err)
+	require.Equal(t, pipeline.PayloadOf(evB), pl)
+}
+
+func TestParseTaskPayloadsRejectsMixedBatches(t *testing.T) {
+	a := pipeline.TaskPayload{EventID: uuid.New(), OrgID: uuid.New(), TicketID: uuid.New()}
+	b := a
+	b.OrgID = uuid.New()
+	for body, want := range map[string]any{
+		"mixed": pipeline.BatchPayload{OrgID: a.OrgID, Events: []pipeline.TaskPayload{a, b}},
+		"empty": pipeline.BatchPayload{OrgID: a.OrgID, Events: []pipeline.TaskPayload{}},
+		"bad":   pipeline.BatchPayload{OrgID: a.OrgID, Events: []pipeline.TaskPayload{{OrgID: a.OrgID}}},
+	} {
+		v, err := json.Marshal(want)
+		require.NoError(t, err)
+		_, err = pipeline.ParseTaskPayloads(v)
+		require.Error(t, err, body)
+	}
+	v, err := json.Marshal(a)
+	require.NoError(t, err)
+	got, err := pipeline.ParseTaskPayloads(v)
+	require.NoError(t, err)
+	require.Equal(t, []pipeline.TaskPayload{a}, got)
+}

@@ -1,8 +1,6 @@
 package pipeline
 
 import (
-	"encoding/json"
-	"fmt"
 	"slices"
 
 	"github.com/google/uuid"
@@ -81,32 +79,4 @@ func StagesFor(graph []Stage, eventType string) []Stage {
 		}
 	}
 	return out
-}
-
-// TaskPayload is what every stage task carries: enough to find the ticket
-// and to dedupe on the event (processed_events), small enough for Redis.
-// OrgID also scopes the admin task endpoints to the caller's organisation.
-type TaskPayload struct {
-	EventID     uuid.UUID `json:"event_id"`
-	EventType   string    `json:"event_type"`
-	OrgID       uuid.UUID `json:"org_id"`
-	TicketID    uuid.UUID `json:"ticket_id"`
-	RequesterID uuid.UUID `json:"requester_id"`
-}
-
-// PayloadOf builds the task payload for ev.
-func PayloadOf(ev Event) TaskPayload {
-	return TaskPayload{EventID: ev.ID, EventType: ev.Type, OrgID: ev.OrgID, TicketID: ev.TicketID, RequesterID: ev.RequesterID}
-}
-
-// ParseTaskPayload decodes and checks a task payload.
-func ParseTaskPayload(b []byte) (TaskPayload, error) {
-	var p TaskPayload
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("pipeline: task payload: %w", err)
-	}
-	if p.EventID == uuid.Nil || p.OrgID == uuid.Nil || p.TicketID == uuid.Nil {
-		return p, fmt.Errorf("pipeline: task payload: event_id, org_id and ticket_id are required")
-	}
-	return p, nil
 }

@@ -47,6 +47,9 @@ type Config struct {
 	// ShutdownTimeout is how long running tasks may finish on shutdown
 	// before they are handed back to the queue (default 8 s).
 	ShutdownTimeout time.Duration
+	// Task holds the options of the one-event tasks a failed event of a
+	// batch task is handed on as (the dispatcher's defaults when zero).
+	Task pipeline.TaskOptions
 }
 
 // DefaultQueues is every queue of pipeline.Graph with a pool of 4: what
@@ -150,6 +153,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
+	client := asynq.NewClient(cfg.Redis)
+	defer client.Close()
+	split := &splitter{client: client, opts: cfg.Task, delay: cfg.RetryBase, log: log}
+
 	// Tasks keep the values of ctx but not its cancellation: on shutdown
 	// asynq lets them finish within ShutdownTimeout, then cancels them.
 	base := context.WithoutCancel(ctx)
@@ -185,7 +192,7 @@ func Run(ctx context.Context, cfg Config) error {
 			mux.Use(m.middleware(q))
 		}
 		for typ, h := range cfg.Handlers[q] {
-			mux.Handle(typ, h)
+			mux.Handle(typ, split.wrap(q, h))
 		}
 		if err := srv.Start(mux); err != nil {
 			shutdown()

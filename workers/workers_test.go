@@ -180,3 +180,128 @@ func TestRunRejectsBadConfig(t *testing.T) {
 	only := Handlers{pipeline.QueueDedup: {pipeline.TaskDedup: asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })}}
 	require.ErrorContains(t, Run(ctx, Config{Redis: opt, Queues: map[string]int{"notify": 1}, Handlers: only}), "no queue to serve")
 }
+
+// A batch task runs each of its events through the one-event handler; the
+// event that fails is handed on as its own task under its usual ID, retried
+// and archived alone, while the others are done once.
+func TestBatchTaskSplitsFailedEvents(t *testing.T) {
+	redisOpt, err := asynq.ParseRedisURI(testenv.RedisURL(t))
+	require.NoError(t, err)
+	org := uuid.New()
+	events := make([]pipeline.TaskPayload, 5)
+	for i := range events {
+		events[i] = pipeline.TaskPayload{EventID: uuid.Must(uuid.NewV7()), EventType: pipeline.EventTicketCreated, OrgID: org, TicketID: uuid.Must(uuid.NewV7())}
+	}
+	bad := events[2]
+	runs := map[uuid.UUID]*atomic.Int32{}
+	for _, e := range events {
+		runs[e.EventID] = &atomic.Int32{}
+	}
+	handlers := Handlers{pipeline.QueueDedup: {pipeline.TaskDedup: asynq.HandlerFunc(func(_ context.Context, task *asynq.Task) error {
+		p, err := pipeline.ParseTaskPayload(task.Payload()) // the handler sees one event
+		if err != nil {
+			return err
+		}
+		runs[p.EventID].Add(1)
+		if p.EventID == bad.EventID {
+			return errors.New("this ticket is broken")
+		}
+		return nil
+	})}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Redis: redisOpt, Queues: map[string]int{"dedup": 2}, Handlers: handlers,
+			Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+			RetryBase: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+			PollInterval: 50 * time.Millisecond, ShutdownTimeout: time.Second,
+			Task: pipeline.TaskOptions{MaxRetry: 2},
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	stage := pipeline.Graph[0]
+	client := asynq.NewClient(redisOpt)
+	defer client.Close()
+	require.NoError(t, pipeline.EnqueueStageTask(ctx, client, stage, stage.BatchTaskID(events),
+		pipeline.BatchPayload{OrgID: org, Events: events}, pipeline.TaskOptions{}))
+
+	insp := asynq.NewInspector(redisOpt)
+	defer insp.Close()
+	require.Eventually(t, func() bool {
+		info, err := insp.GetTaskInfo("dedup", stage.TaskID(bad.EventID))
+		return err == nil && info.State == asynq.TaskStateArchived
+	}, 10*time.Second, 20*time.Millisecond)
+	info, err := insp.GetTaskInfo("dedup", stage.TaskID(bad.EventID))
+	require.NoError(t, err)
+	require.Equal(t, "this ticket is broken", info.LastErr)
+	p, err := pipeline.ParseTaskPayload(info.Payload) // what the archived-task endpoints read
+	require.NoError(t, err)
+	require.Equal(t, bad, p)
+	for _, e := range events {
+		want := int32(1)
+		if e.EventID == bad.EventID {
+			want = 4 // in the batch, then its own task: a first run and 2 retries
+		}
+		require.Equal(t, want, runs[e.EventID].Load(), "event %s", e.EventID)
+	}
+	batch, err := insp.GetTaskInfo("dedup", stage.BatchTaskID(events))
+	require.NoError(t, err)
+	require.Equal(t, asynq.TaskStateCompleted, batch.State)
+}
+
+// batchStage is a stage handler with a ProcessBatch: the splitter calls it
+// once per batch task and hands on only what it reports failed.
+type batchStage struct {
+	batches atomic.Int32
+	single  atomic.Int32
+	bad     uuid.UUID
+}
+
+func (b *batchStage) ProcessTask(context.Context, *asynq.Task) error {
+	b.single.Add(1)
+	return nil // the handed-on event succeeds on its own
+}
+
+func (b *batchStage) ProcessBatch(_ context.Context, events []pipeline.TaskPayload) (map[int]error, error) {
+	b.batches.Add(1)
+	failed := map[int]error{}
+	for i, e := range events {
+		if e.EventID == b.bad {
+			failed[i] = errors.New("bad event")
+		}
+	}
+	return failed, nil
+}
+
+func TestBatchProcessorRunsOncePerBatch(t *testing.T) {
+	redisOpt, err := asynq.ParseRedisURI(testenv.RedisURL(t))
+	require.NoError(t, err)
+	org := uuid.New()
+	events := make([]pipeline.TaskPayload, 3)
+	for i := range events {
+		events[i] = pipeline.TaskPayload{EventID: uuid.Must(uuid.NewV7()), OrgID: org, TicketID: uuid.Must(uuid.NewV7())}
+	}
+	h := &batchStage{bad: events[1].EventID}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Redis: redisOpt, Queues: map[string]int{"dedup": 1}, Handlers: Handlers{pipeline.QueueDedup: {pipeline.TaskDedup: h}},
+			RetryBase: 10 * time.Millisecond, PollInterval: 50 * time.Millisecond, ShutdownTimeout: time.Second})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	stage := pipeline.Graph[0]
+	client := asynq.NewClient(redisOpt)
+	defer client.Close()
+	require.NoError(t, pipeline.EnqueueStageTask(ctx, client, stage, stage.BatchTaskID(events),
+		pipeline.BatchPayload{OrgID: org, Events: events}, pipeline.TaskOptions{}))
+	insp := asynq.NewInspector(redisOpt)
+	defer insp.Close()
+	require.Eventually(t, func() bool {
+		info, err := insp.GetTaskInfo("dedup", stage.TaskID(events[1].EventID))
+		return err == nil && info.State == asynq.TaskStateCompleted
+	}, 10*time.Second, 20*time.Millisecond)
+	require.EqualValues(t, 1, h.batches.Load())
+	require.EqualValues(t, 1, h.single.Load())
+}
