@@ -144,6 +144,56 @@ func testConstraints(t *testing.T, db *sql.DB) {
 		UPDATE tickets SET priority = 'high' WHERE org_id = $1 AND number = 1
 		RETURNING created_at, updated_at`, orgA).Scan(&created, &updated))
 	require.True(t, updated.After(created), "updated_at %v not after created_at %v", updated, created)
+
+	testMachineAnnotations(t, db, orgA, userA)
+}
+
+// The triage stage's columns leave updated_at alone, so its UPDATE is HOT;
+// vectors live in ticket_embeddings (migration 00011).
+func testMachineAnnotations(t *testing.T, db *sql.DB, org, requester uuid.UUID) {
+	ctx := context.Background()
+	id := uuid.Must(uuid.NewV7())
+	var created time.Time
+	require.NoError(t, db.QueryRowContext(ctx, `
+		INSERT INTO tickets (id, org_id, number, subject, requester_id, channel, updated_at)
+		VALUES ($1, $2, 100, 'VPN down', $3, 'api', now() - interval '1 hour') RETURNING updated_at`, id, org, requester).Scan(&created))
+
+	tx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback() }()
+	var at time.Time
+	var hot int64
+	require.NoError(t, tx.QueryRowContext(ctx, `
+		UPDATE tickets SET ai_suggested_priority = 'high', ai_suggested_category = 'network', ai_confidence = 0.75,
+			ai_suggested_at = now() WHERE id = $1 RETURNING updated_at`, id).Scan(&at))
+	require.True(t, at.Equal(created), "machine annotations moved updated_at to %v", at)
+	require.NoError(t, tx.QueryRowContext(ctx, `SELECT pg_stat_get_xact_tuples_hot_updated('tickets'::regclass)`).Scan(&hot))
+	require.EqualValues(t, 1, hot, "the triage UPDATE is HOT")
+	require.NoError(t, tx.QueryRowContext(ctx, `UPDATE tickets SET ai_confidence = 0.5, category = 'network' WHERE id = $1
+		RETURNING updated_at`, id).Scan(&at))
+	require.True(t, at.After(created), "a human column with them moves updated_at")
+	explicit := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	require.NoError(t, tx.QueryRowContext(ctx, `UPDATE tickets SET updated_at = $2, priority = 'low' WHERE id = $1
+		RETURNING updated_at`, id, explicit).Scan(&at))
+	require.True(t, at.Equal(explicit), "an updated_at set by the statement is kept: %v", at)
+	require.NoError(t, tx.Commit())
+
+	// Vectors: float32 little-endian, in the ticket's organisation, gone with it.
+	vec := []byte{0, 0, 0xc0, 0x3f, 0, 0, 0x80, 0xbf} // 1.5, -1
+	_, err = db.ExecContext(ctx, `INSERT INTO ticket_embeddings (ticket_id, org_id, model, embedding) VALUES ($1, $2, 'builtin', $3)`,
+		id, org, vec[:3])
+	requirePgError(t, err, "23514", "ticket_embeddings_embedding_check")
+	_, err = db.ExecContext(ctx, `INSERT INTO ticket_embeddings (ticket_id, org_id, model, embedding) VALUES ($1, $2, 'builtin', $3)`,
+		id, uuid.Must(uuid.NewV7()), vec)
+	requirePgError(t, err, "23503", "")
+	_, err = db.ExecContext(ctx, `INSERT INTO ticket_embeddings (ticket_id, org_id, model, embedding) VALUES ($1, $2, 'builtin', $3)`,
+		id, org, vec)
+	require.NoError(t, err)
+	var n int
+	_, err = db.ExecContext(ctx, `DELETE FROM tickets WHERE id = $1`, id)
+	require.NoError(t, err)
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM ticket_embeddings WHERE ticket_id = $1`, id).Scan(&n))
+	require.Zero(t, n, "ON DELETE CASCADE")
 }
 
 func sqlFiles(t *testing.T) []string {

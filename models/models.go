@@ -16,7 +16,7 @@ package models
 func All() []any {
 	return []any{
 		&Organization{}, &TicketCounter{}, &User{}, &RefreshToken{}, &UserToken{}, &APIKey{},
-		&Service{}, &SLAPolicy{}, &SLATarget{}, &Ticket{}, &TicketWatcher{}, &Comment{},
+		&Service{}, &SLAPolicy{}, &SLATarget{}, &Ticket{}, &TicketEmbedding{}, &TicketWatcher{}, &Comment{},
 		&Attachment{}, &TimeEntry{}, &TicketRelationship{}, &CustomField{}, &CustomFieldValue{},
 		&CannedResponse{}, &SLAEscalation{}, &SLABreach{},
 		&KBCategory{}, &KBArticle{}, &CSATSurvey{},

@@ -147,7 +147,6 @@ func TestRoundTrip(t *testing.T) {
 		ServiceID: &svc.ID, RequesterID: customer.ID, Channel: models.ChannelEmail,
 		SourceMessageID: &msgID, Tags: models.StringArray{"hardware", "urgent, really"},
 		SLAPolicyID: &pol.ID, AIConfidence: &conf, AISuggestedPriority: &aiPrio,
-		Embedding: models.Float32Array{0.25, -1, 3.5e-3},
 	}
 	require.NoError(t, gdb.Create(&tk).Error)
 	assert.Equal(t, models.StatusNew, tk.Status)
@@ -157,7 +156,6 @@ func TestRoundTrip(t *testing.T) {
 	var got models.Ticket
 	require.NoError(t, gdb.First(&got, "org_id = ? AND number = ?", org.ID, number).Error)
 	assert.Equal(t, tk.Tags, got.Tags)
-	assert.Equal(t, tk.Embedding, got.Embedding)
 	assert.Equal(t, conf, *got.AIConfidence)
 	assert.Equal(t, models.PriorityHigh, *got.AISuggestedPriority)
 	assert.JSONEq(t, `[]`, string(got.SLAPausedIntervals))
@@ -173,6 +171,13 @@ func TestRoundTrip(t *testing.T) {
 	assert.Equal(t, models.StatusAssigned, got.Status)
 	assert.Equal(t, agent.ID, *got.AssignedTo)
 	assert.Contains(t, string(got.SLAPausedIntervals), "2026-01-01T01:00:00Z")
+
+	emb := models.TicketEmbedding{TicketID: tk.ID, OrgID: org.ID, Model: "builtin", Embedding: models.Vector{0.25, -1, 3.5e-3}}
+	require.NoError(t, gdb.Create(&emb).Error)
+	var gotEmb models.TicketEmbedding
+	require.NoError(t, gdb.First(&gotEmb, "ticket_id = ?", tk.ID).Error)
+	assert.Equal(t, emb.Embedding, gotEmb.Embedding)
+	assert.False(t, gotEmb.UpdatedAt.IsZero())
 
 	c := models.Comment{OrgID: org.ID, TicketID: tk.ID, AuthorID: &agent.ID, Content: "On it", IsInternal: true}
 	require.NoError(t, gdb.Create(&c).Error)

@@ -105,13 +105,14 @@ type Ticket struct {
 	FirstResponseBreached bool       `gorm:"column:first_response_breached" json:"first_response_breached"`
 	ResolutionBreached    bool       `gorm:"column:resolution_breached" json:"resolution_breached"`
 
-	AISuggestedServiceID *uuid.UUID   `gorm:"column:ai_suggested_service_id" json:"ai_suggested_service_id"`
-	AISuggestedPriority  *Priority    `gorm:"column:ai_suggested_priority" json:"ai_suggested_priority"`
-	AISuggestedCategory  *string      `gorm:"column:ai_suggested_category" json:"ai_suggested_category"`
-	AIConfidence         *float32     `gorm:"column:ai_confidence" json:"ai_confidence"`
-	AISuggestedAt        *time.Time   `gorm:"column:ai_suggested_at" json:"ai_suggested_at"`
-	Embedding            Float32Array `gorm:"column:embedding" json:"-"`
-	EmbeddingModel       *string      `gorm:"column:embedding_model" json:"embedding_model,omitempty"`
+	// Machine annotations: changing only these leaves updated_at alone
+	// (the tickets_updated_at trigger), so the triage stage's write can be
+	// a HOT update.
+	AISuggestedServiceID *uuid.UUID `gorm:"column:ai_suggested_service_id" json:"ai_suggested_service_id"`
+	AISuggestedPriority  *Priority  `gorm:"column:ai_suggested_priority" json:"ai_suggested_priority"`
+	AISuggestedCategory  *string    `gorm:"column:ai_suggested_category" json:"ai_suggested_category"`
+	AIConfidence         *float32   `gorm:"column:ai_confidence" json:"ai_confidence"`
+	AISuggestedAt        *time.Time `gorm:"column:ai_suggested_at" json:"ai_suggested_at"`
 
 	CreatedAt time.Time `gorm:"column:created_at" json:"created_at"`
 	UpdatedAt time.Time `gorm:"column:updated_at" json:"updated_at"`
@@ -122,6 +123,19 @@ func (Ticket) TableName() string { return "tickets" }
 
 // BeforeCreate assigns a UUIDv7 id.
 func (t *Ticket) BeforeCreate(*gorm.DB) error { ensureID(&t.ID); return nil }
+
+// TicketEmbedding is a ticket's vector for similar-ticket search, kept out
+// of the tickets row so that storing it is not an update of the ticket.
+type TicketEmbedding struct {
+	TicketID  uuid.UUID `gorm:"column:ticket_id;primaryKey" json:"ticket_id"`
+	OrgID     uuid.UUID `gorm:"column:org_id" json:"org_id"`
+	Model     string    `gorm:"column:model" json:"model"` // ai's model name, e.g. ai.BuiltinModel
+	Embedding Vector    `gorm:"column:embedding" json:"-"`
+	UpdatedAt time.Time `gorm:"column:updated_at" json:"updated_at"`
+}
+
+// TableName implements gorm's Tabler.
+func (TicketEmbedding) TableName() string { return "ticket_embeddings" }
 
 // TicketWatcher is a user following a ticket besides requester and assignee.
 type TicketWatcher struct {

@@ -2,10 +2,11 @@ package models
 
 import (
 	"database/sql/driver"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"math"
 	"strings"
 
 	"github.com/google/uuid"
@@ -138,56 +139,54 @@ func (a StringArray) MarshalJSON() ([]byte, error) {
 	return json.Marshal([]string(a))
 }
 
-// Float32Array is a real[] column (ticket embeddings). Nil is SQL NULL.
-type Float32Array []float32
+// Vector is a float32 vector stored as bytea: each element little-endian
+// in 4 bytes (ticket_embeddings.embedding). Sending and receiving it is a
+// copy, where real[] cost a text rendering or a per-element conversion on
+// both sides. Nil is SQL NULL.
+type Vector []float32
 
 // GormDataType tells gorm the column type.
-func (Float32Array) GormDataType() string { return "real[]" }
+func (Vector) GormDataType() string { return "bytea" }
 
-// Value implements driver.Valuer using the array literal syntax.
-func (a Float32Array) Value() (driver.Value, error) {
-	if a == nil {
+// Value implements driver.Valuer.
+func (v Vector) Value() (driver.Value, error) {
+	if v == nil {
 		return nil, nil
 	}
-	var b strings.Builder
-	b.Grow(len(a)*12 + 2)
-	b.WriteByte('{')
-	for i, f := range a {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatFloat(float64(f), 'g', -1, 32))
-	}
-	b.WriteByte('}')
-	return b.String(), nil
+	return v.Bytes(), nil
 }
 
-// Scan implements sql.Scanner.
-func (a *Float32Array) Scan(src any) error {
-	if src == nil {
-		*a = nil
+// Bytes returns the stored form of v.
+func (v Vector) Bytes() []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+// Scan implements sql.Scanner. It copies: pgx may reuse src.
+func (v *Vector) Scan(src any) error {
+	var b []byte
+	switch s := src.(type) {
+	case nil:
+		*v = nil
 		return nil
+	case []byte:
+		b = s
+	case string:
+		b = []byte(s)
+	default:
+		return fmt.Errorf("models: scan vector from %T", src)
 	}
-	lit, err := literal(src)
-	if err != nil {
-		return err
+	if len(b)%4 != 0 {
+		return fmt.Errorf("models: vector of %d bytes, not a multiple of 4", len(b))
 	}
-	elems, err := parseArray(lit)
-	if err != nil {
-		return err
+	out := make(Vector, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
 	}
-	out := make(Float32Array, len(elems))
-	for i, e := range elems {
-		if e == nil {
-			return errors.New("models: NULL element in real[]")
-		}
-		f, err := strconv.ParseFloat(*e, 32)
-		if err != nil {
-			return fmt.Errorf("models: real[] element %q: %w", *e, err)
-		}
-		out[i] = float32(f)
-	}
-	*a = out
+	*v = out
 	return nil
 }
 

@@ -61,20 +61,29 @@ func TestStringArrayRoundTrip(t *testing.T) {
 	assert.JSONEq(t, "[]", string(b))
 }
 
-func TestFloat32ArrayRoundTrip(t *testing.T) {
-	in := Float32Array{0, 1.5, -2.25e-7, math.MaxFloat32, float32(math.Inf(1))}
+func TestVectorRoundTrip(t *testing.T) {
+	in := Vector{0, 1.5, -2.25e-7, math.MaxFloat32, float32(math.Inf(1)), float32(math.Copysign(0, -1))}
 	v, err := in.Value()
 	require.NoError(t, err)
-	var out Float32Array
-	require.NoError(t, out.Scan([]byte(v.(string))))
+	b := v.([]byte)
+	// Little-endian float32, as migration 00011 converted real[] values.
+	assert.Equal(t, []byte{0, 0, 0, 0, 0, 0, 0xc0, 0x3f}, b[:8])
+	var out Vector
+	require.NoError(t, out.Scan(b))
 	assert.Equal(t, in, out)
+	b[4] = 0xff
+	assert.Equal(t, float32(1.5), out[1], "Scan copies")
+	assert.True(t, math.Signbit(float64(out[5])))
 
-	v, err = Float32Array(nil).Value()
+	v, err = Vector(nil).Value()
 	require.NoError(t, err)
 	assert.Nil(t, v)
-	require.NoError(t, out.Scan("{Infinity,-Infinity,NaN}"))
-	assert.True(t, math.IsInf(float64(out[0]), 1) && math.IsInf(float64(out[1]), -1) && math.IsNaN(float64(out[2])))
-	require.Error(t, out.Scan("{1,abc}"))
+	require.NoError(t, out.Scan(nil))
+	assert.Nil(t, out)
+	require.NoError(t, out.Scan([]byte{}))
+	assert.Equal(t, Vector{}, out)
+	require.Error(t, out.Scan([]byte{1, 2, 3}))
+	require.Error(t, out.Scan(42))
 }
 
 func TestJSONB(t *testing.T) {

@@ -2,80 +2,39 @@ package ai
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/segmentio/kafka-go"
+	"gorm.io/gorm"
 
 	"github.com/atumdesk/atumdesk/internal/ai/vecindex"
+	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
 )
 
-// Float4Array writes a vector to a real[] column (text form; the binary
-// form is only used for bulk reads, see loadPartition).
-type Float4Array []float32
-
-// Value implements driver.Valuer.
-func (a Float4Array) Value() (driver.Value, error) {
-	if a == nil {
-		return nil, nil
+// StoreVector stores a ticket's vector (ticket_embeddings) in tx. It is an
+// upsert that writes nothing when the stored vector is already this one (a
+// redelivered task adds no row version), and nothing when the organisation
+// has no such ticket (as an UPDATE of a missing row would), without failing
+// the transaction. It reports whether a row was written.
+func StoreVector(ctx context.Context, tx *gorm.DB, orgID, ticketID uuid.UUID, model string, vec []float32) (bool, error) {
+	res := tx.WithContext(ctx).Exec(`INSERT INTO ticket_embeddings (ticket_id, org_id, model, embedding)
+		SELECT t.id, t.org_id, ?, ? FROM tickets t WHERE t.org_id = ? AND t.id = ?
+		ON CONFLICT (ticket_id) DO UPDATE SET model = excluded.model, embedding = excluded.embedding, updated_at = now()
+		WHERE ticket_embeddings.org_id = excluded.org_id
+			AND (ticket_embeddings.model, ticket_embeddings.embedding) IS DISTINCT FROM (excluded.model, excluded.embedding)`,
+		model, models.Vector(vec), orgID, ticketID)
+	if res.Error != nil {
+		return false, fmt.Errorf("ai: store vector of %s: %w", ticketID, res.Error)
 	}
-	var b strings.Builder
-	b.Grow(len(a) * 12)
-	b.WriteByte('{')
-	for i, x := range a {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatFloat(float64(x), 'g', -1, 32))
-	}
-	b.WriteByte('}')
-	return b.String(), nil
-}
-
-// GormDataType tells gorm the column type.
-func (Float4Array) GormDataType() string { return "real[]" }
-
-// Scan implements sql.Scanner for the text form of real[].
-func (a *Float4Array) Scan(src any) error {
-	var s string
-	switch v := src.(type) {
-	case nil:
-		*a = nil
-		return nil
-	case string:
-		s = v
-	case []byte:
-		s = string(v)
-	default:
-		return fmt.Errorf("ai: scan real[] from %T", src)
-	}
-	s = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(s), "{"), "}")
-	if s == "" {
-		*a = Float4Array{}
-		return nil
-	}
-	parts := strings.Split(s, ",")
-	out := make(Float4Array, len(parts))
-	for i, p := range parts {
-		f, err := strconv.ParseFloat(strings.TrimSpace(p), 32)
-		if err != nil {
-			return fmt.Errorf("ai: scan real[]: %w", err)
-		}
-		out[i] = float32(f)
-	}
-	*a = out
-	return nil
+	return res.RowsAffected > 0, nil
 }
 
 // partState tracks whether a partition has been loaded from PostgreSQL.
@@ -116,8 +75,8 @@ func (s *Service) ensureLoaded(ctx context.Context, key vecindex.Key) error {
 	return nil
 }
 
-// loadPartition streams the partition's vectors in pgx's binary format
-// (a million real[] rows parse in seconds rather than minutes of text).
+// loadPartition streams the partition's vectors straight from pgx (bytea
+// rows are copied, not parsed: 5,000 vectors of 256 dims in ~20 ms).
 func (s *Service) loadPartition(ctx context.Context, key vecindex.Key) (int, error) {
 	sqlDB, err := s.db.DB()
 	if err != nil {
@@ -134,14 +93,14 @@ func (s *Service) loadPartition(ctx context.Context, key vecindex.Key) (int, err
 		if !ok {
 			return fmt.Errorf("ai: load index: driver connection is %T, not pgx", dc)
 		}
-		rows, err := sc.Conn().Query(ctx, `SELECT id, embedding FROM tickets
-			WHERE org_id = $1 AND embedding_model = $2 AND embedding IS NOT NULL`, key.Org, key.Model)
+		rows, err := sc.Conn().Query(ctx, `SELECT ticket_id, embedding FROM ticket_embeddings
+			WHERE org_id = $1 AND model = $2`, key.Org, key.Model)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		var id uuid.UUID
-		var vec []float32
+		var vec models.Vector
 		for rows.Next() {
 			if err := rows.Scan(&id, &vec); err != nil {
 				return err
@@ -162,15 +121,14 @@ func (s *Service) loadPartition(ctx context.Context, key vecindex.Key) (int, err
 // not loaded are loaded on first use anyway).
 func (s *Service) LoadIndex(ctx context.Context) error {
 	var keys []struct {
-		OrgID          uuid.UUID
-		EmbeddingModel string
+		OrgID uuid.UUID
+		Model string
 	}
-	if err := s.db.WithContext(ctx).Raw(`SELECT DISTINCT org_id, embedding_model FROM tickets
-		WHERE embedding_model IS NOT NULL`).Scan(&keys).Error; err != nil {
+	if err := s.db.WithContext(ctx).Raw(`SELECT DISTINCT org_id, model FROM ticket_embeddings`).Scan(&keys).Error; err != nil {
 		return fmt.Errorf("ai: index partitions: %w", err)
 	}
 	for _, k := range keys {
-		if err := s.ensureLoaded(ctx, vecindex.Key{Org: k.OrgID, Model: k.EmbeddingModel}); err != nil {
+		if err := s.ensureLoaded(ctx, vecindex.Key{Org: k.OrgID, Model: k.Model}); err != nil {
 			return err
 		}
 	}
@@ -192,18 +150,18 @@ func (s *Service) IndexTicket(_ context.Context, orgID, ticketID uuid.UUID, mode
 // indexFromDB re-reads one ticket's stored vector into the index.
 func (s *Service) indexFromDB(ctx context.Context, orgID, ticketID uuid.UUID) error {
 	var row struct {
-		EmbeddingModel *string
-		Embedding      Float4Array
+		Model     string
+		Embedding models.Vector
 	}
-	err := s.db.WithContext(ctx).Raw(`SELECT embedding_model, embedding FROM tickets WHERE org_id = ? AND id = ?`,
+	err := s.db.WithContext(ctx).Raw(`SELECT model, embedding FROM ticket_embeddings WHERE org_id = ? AND ticket_id = ?`,
 		orgID, ticketID).Scan(&row).Error
 	if err != nil {
 		return fmt.Errorf("ai: read vector of %s: %w", ticketID, err)
 	}
-	if row.EmbeddingModel == nil || len(row.Embedding) == 0 {
+	if row.Model == "" || len(row.Embedding) == 0 {
 		return nil
 	}
-	s.IndexTicket(ctx, orgID, ticketID, *row.EmbeddingModel, row.Embedding)
+	s.IndexTicket(ctx, orgID, ticketID, row.Model, row.Embedding)
 	return nil
 }
 
@@ -311,5 +269,3 @@ func (s *Service) applyEvent(ctx context.Context, log *slog.Logger, value []byte
 		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 	}
 }
-
-var _ sql.Scanner = (*Float4Array)(nil)

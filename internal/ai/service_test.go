@@ -49,7 +49,8 @@ func embedAll(t *testing.T, svc *ai.Service, db *gorm.DB, org uuid.UUID) {
 	for _, r := range rows {
 		vec, model, err := svc.Embed(context.Background(), ai.Ticket{ID: r.ID, OrgID: org, Subject: r.Subject, Body: r.Description})
 		require.NoError(t, err)
-		require.NoError(t, db.Exec(`UPDATE tickets SET embedding = ?, embedding_model = ? WHERE id = ?`, ai.Float4Array(vec), model, r.ID).Error)
+		_, err = ai.StoreVector(context.Background(), db, org, r.ID, model, vec)
+		require.NoError(t, err)
 		svc.IndexTicket(context.Background(), org, r.ID, model, vec)
 	}
 }
@@ -179,6 +180,50 @@ func TestSimilarTicketsStayInTheOrganisation(t *testing.T) {
 	require.Contains(t, strings.ToLower(got[0].Subject), "vpn")
 }
 
+// Vectors live in ticket_embeddings: the upsert writes nothing when the
+// vector is unchanged, refuses another organisation's ticket, and a fresh
+// process's index loads what was stored.
+func TestStoreVectorUpsertsOnce(t *testing.T) {
+	db, _ := testenv.DB(t)
+	ctx := context.Background()
+	a, b := aitest.NewOrg(t, db, "store"), aitest.NewOrg(t, db, "storeother")
+	id := a.Ticket(aitest.Ticket{Subject: "VPN down", Body: "The VPN does not connect."})
+	other := a.Ticket(aitest.Ticket{Subject: "VPN broken", Body: "The VPN does not connect at all."})
+	vec := ai.EmbedText("VPN down\nThe VPN does not connect.")
+	store := func(org, ticket uuid.UUID, vec []float32) bool {
+		t.Helper()
+		wrote, err := ai.StoreVector(ctx, db, org, ticket, ai.BuiltinModel, vec)
+		require.NoError(t, err)
+		return wrote
+	}
+	require.True(t, store(a.ID, id, vec))
+	version := func() (xmin string) {
+		require.NoError(t, db.Raw(`SELECT xmin::text FROM ticket_embeddings WHERE ticket_id = ?`, id).Scan(&xmin).Error)
+		return xmin
+	}
+	first := version()
+	require.False(t, store(a.ID, id, vec))
+	require.Equal(t, first, version(), "the same vector again writes no new row version")
+
+	var got models.TicketEmbedding
+	require.NoError(t, db.Take(&got, "ticket_id = ?", id).Error)
+	require.Equal(t, a.ID, got.OrgID)
+	require.Equal(t, ai.BuiltinModel, got.Model)
+	require.Equal(t, models.Vector(vec), got.Embedding, "float32 values round-trip exactly")
+
+	require.False(t, store(b.ID, other, vec), "org B cannot attach a vector to A's ticket")
+	require.False(t, store(a.ID, uuid.Must(uuid.NewV7()), vec), "no such ticket: nothing stored, no error")
+
+	vec2 := ai.EmbedText("VPN broken\nThe VPN does not connect at all.")
+	require.True(t, store(a.ID, other, vec2))
+	fresh, _ := newService(t, db, nil)
+	require.NoError(t, fresh.LoadIndex(ctx))
+	sim, err := fresh.Similar(ctx, a.ID, id, 3)
+	require.NoError(t, err)
+	require.Len(t, sim, 1)
+	require.Equal(t, other, sim[0].TicketID)
+}
+
 func TestSuggestKBAndDraftUsePublicMaterialOnly(t *testing.T) {
 	db, _ := testenv.DB(t)
 	ctx := context.Background()
@@ -259,11 +304,6 @@ func TestBuiltinEmbeddingIsStableAndRobustToTypos(t *testing.T) {
 	require.InDelta(t, 1.0, textvec.Dot(a, a), 1e-5)
 	require.Greater(t, textvec.Dot(a, b), textvec.Dot(a, c)+0.2)
 	require.Equal(t, a, ai.EmbedText("I forgot my password and cannot log in"), "deterministic")
-	var arr ai.Float4Array
-	v, err := ai.Float4Array(a).Value()
-	require.NoError(t, err)
-	require.NoError(t, arr.Scan(v))
-	require.Equal(t, ai.Float4Array(a), arr, "real[] text form round-trips exactly")
 }
 
 // Triage and embedding with the built-in provider must never hold the

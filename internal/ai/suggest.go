@@ -76,13 +76,14 @@ type queryTicket struct {
 	Subject        string
 	Description    string
 	EmbeddingModel *string
-	Embedding      Float4Array
+	Embedding      models.Vector
 }
 
 func (s *Service) loadQuery(ctx context.Context, orgID, ticketID uuid.UUID) (*queryTicket, error) {
 	var q queryTicket
-	err := s.db.WithContext(ctx).Raw(`SELECT id, subject, description, embedding_model, embedding FROM tickets
-		WHERE org_id = ? AND id = ?`, orgID, ticketID).Scan(&q).Error
+	err := s.db.WithContext(ctx).Raw(`SELECT t.id, t.subject, t.description, e.model AS embedding_model, e.embedding
+		FROM tickets t LEFT JOIN ticket_embeddings e ON e.ticket_id = t.id AND e.org_id = t.org_id
+		WHERE t.org_id = ? AND t.id = ?`, orgID, ticketID).Scan(&q).Error
 	if err != nil {
 		return nil, fmt.Errorf("ai: load ticket %s: %w", ticketID, err)
 	}

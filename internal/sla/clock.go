@@ -215,35 +215,103 @@ type ChangedData struct {
 	Met []Met `json:"met,omitempty"`
 }
 
-// syncer computes clocks within one transaction, caching policies and
-// calendars.
+// syncer computes clocks within one transaction, caching policies,
+// calendars and the organisation's active policies, so that many tickets
+// of one organisation cost one read of each.
 type syncer struct {
 	ctx      context.Context
 	tx       *gorm.DB
 	now      time.Time
-	policies map[uuid.UUID]*Policy
-	cals     map[uuid.UUID]*businesstime.Calendar
+	policies map[uuid.UUID]*Policy                // by id; nil: not found
+	active   map[uuid.UUID][]*Policy              // organisation → its active policies
+	orgs     map[uuid.UUID]orgCalendar            // organisation → its calendar settings
+	cals     map[uuid.UUID]*businesstime.Calendar // by policy id
+	writes   []ticketWrite                        // clocks sync changed, for flush
+	written  map[uuid.UUID]int                    // ticket → its index in writes
 }
 
 func newSyncer(ctx context.Context, tx *gorm.DB, now time.Time) *syncer {
 	return &syncer{ctx: ctx, tx: tx.WithContext(ctx), now: micro(now),
-		policies: map[uuid.UUID]*Policy{}, cals: map[uuid.UUID]*businesstime.Calendar{}}
+		policies: map[uuid.UUID]*Policy{}, active: map[uuid.UUID][]*Policy{}, orgs: map[uuid.UUID]orgCalendar{},
+		cals: map[uuid.UUID]*businesstime.Calendar{}, written: map[uuid.UUID]int{}}
 }
 
 func (s *syncer) policy(orgID, id uuid.UUID) (*Policy, error) {
-	if p, ok := s.policies[id]; ok {
-		return p, nil
-	}
-	ps, err := loadPolicies(s.tx, `org_id = ? AND id = ?`, orgID, id)
-	if err != nil {
+	if err := s.prefetch(orgID, []uuid.UUID{id}); err != nil {
 		return nil, err
 	}
-	var p *Policy
-	if len(ps) > 0 {
-		p = ps[0]
+	return s.policies[id], nil
+}
+
+// prefetch reads, in one go, those of the organisation's policies ids
+// that are not cached yet.
+func (s *syncer) prefetch(orgID uuid.UUID, ids []uuid.UUID) error {
+	var need []uuid.UUID
+	for _, id := range ids {
+		if _, ok := s.policies[id]; !ok && !slices.Contains(need, id) {
+			need = append(need, id)
+		}
 	}
-	s.policies[id] = p
-	return p, nil
+	if len(need) == 0 {
+		return nil
+	}
+	ps, err := loadPolicies(s.tx, `org_id = ? AND id = ANY(?::uuid[])`, orgID, uuidArray(need))
+	if err != nil {
+		return err
+	}
+	for _, id := range need {
+		s.policies[id] = nil
+	}
+	s.keep(ps)
+	return nil
+}
+
+// loadOrg reads the organisation's active policies, and those of ids
+// that are not cached, in one go (ids: the policies its tickets run on).
+func (s *syncer) loadOrg(orgID uuid.UUID, ids []uuid.UUID) error {
+	if _, ok := s.active[orgID]; ok {
+		return s.prefetch(orgID, ids)
+	}
+	var need []uuid.UUID
+	for _, id := range ids {
+		if _, ok := s.policies[id]; !ok {
+			need = append(need, id)
+		}
+	}
+	ps, err := loadPolicies(s.tx, `org_id = ? AND (is_active OR id = ANY(?::uuid[]))`, orgID, uuidArray(need))
+	if err != nil {
+		return err
+	}
+	for _, id := range need {
+		s.policies[id] = nil
+	}
+	active := []*Policy{}
+	for _, p := range ps {
+		if p.IsActive {
+			active = append(active, p)
+		}
+	}
+	s.active[orgID] = active
+	s.keep(ps)
+	return nil
+}
+
+// keep caches ps, leaving a policy already cached as it is (resyncPolicy
+// puts the policy it recomputes for there).
+func (s *syncer) keep(ps []*Policy) {
+	for _, p := range ps {
+		if cached := s.policies[p.ID]; cached == nil {
+			s.policies[p.ID] = p
+		}
+	}
+}
+
+// choose is Select with the syncer's cache.
+func (s *syncer) choose(orgID uuid.UUID, service *uuid.UUID, pr models.Priority) (*Policy, error) {
+	if err := s.loadOrg(orgID, nil); err != nil {
+		return nil, err
+	}
+	return pick(s.active[orgID], service, pr), nil
 }
 
 // calendar is p's calendar. One that cannot be built (the organisation's
@@ -253,9 +321,13 @@ func (s *syncer) calendar(p *Policy) (*businesstime.Calendar, error) {
 	if c, ok := s.cals[p.ID]; ok {
 		return c, nil
 	}
-	org, err := loadOrgCalendar(s.tx, p.OrgID)
-	if err != nil {
-		return nil, err
+	org, ok := s.orgs[p.OrgID]
+	if !ok {
+		var err error
+		if org, err = loadOrgCalendar(s.tx, p.OrgID); err != nil {
+			return nil, err
+		}
+		s.orgs[p.OrgID] = org
 	}
 	c, err := p.calendar(org)
 	if err != nil {
@@ -265,6 +337,75 @@ func (s *syncer) calendar(p *Policy) (*businesstime.Calendar, error) {
 	return c, nil
 }
 
+// ticketWrite is one ticket's changed clock, as flush writes it.
+type ticketWrite struct {
+	OrgID              uuid.UUID       `json:"org_id"`
+	ID                 uuid.UUID       `json:"id"`
+	PolicyID           *uuid.UUID      `json:"policy_id"`
+	StartedAt          *time.Time      `json:"started_at"`
+	FirstResponseDueAt *time.Time      `json:"first_response_due_at"`
+	ResolutionDueAt    *time.Time      `json:"resolution_due_at"`
+	PausedAt           *time.Time      `json:"paused_at"`
+	PausedIntervals    json.RawMessage `json:"paused_intervals"`
+}
+
+// microPtr keeps *t to what PostgreSQL stores (as the driver does for a
+// time parameter: the JSON text would be rounded, not truncated).
+func microPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	m := micro(*t)
+	return &m
+}
+
+// record keeps st as r's clock: on r, so a later sync of the ticket in
+// this syncer starts from it, and for flush (the last state of a ticket
+// wins).
+func (s *syncer) record(r *ticketRow, st state) error {
+	pauses, err := json.Marshal(st.Pauses)
+	if err != nil {
+		return err
+	}
+	if st.Pauses == nil {
+		pauses = []byte("[]")
+	}
+	r.SLAPolicyID, r.SLAStartedAt, r.FirstResponseDueAt, r.ResolutionDueAt, r.SLAPausedAt, r.SLAPausedIntervals =
+		st.PolicyID, st.StartedAt, st.FRDue, st.ResDue, st.PausedAt, models.JSONB(pauses)
+	w := ticketWrite{OrgID: r.OrgID, ID: r.ID, PolicyID: st.PolicyID, StartedAt: microPtr(st.StartedAt),
+		FirstResponseDueAt: microPtr(st.FRDue), ResolutionDueAt: microPtr(st.ResDue), PausedAt: microPtr(st.PausedAt),
+		PausedIntervals: pauses}
+	if i, ok := s.written[r.ID]; ok {
+		s.writes[i] = w
+		return nil
+	}
+	s.written[r.ID] = len(s.writes)
+	s.writes = append(s.writes, w)
+	return nil
+}
+
+// flush writes the clocks sync changed, all in one statement.
+func (s *syncer) flush() error {
+	if len(s.writes) == 0 {
+		return nil
+	}
+	param, err := json.Marshal(s.writes)
+	if err != nil {
+		return fmt.Errorf("sla: update tickets: %w", err)
+	}
+	err = s.tx.Exec(`UPDATE tickets t SET sla_policy_id = v.policy_id, sla_started_at = v.started_at,
+		first_response_due_at = v.first_response_due_at, resolution_due_at = v.resolution_due_at,
+		sla_paused_at = v.paused_at, sla_paused_intervals = v.paused_intervals
+		FROM jsonb_to_recordset(?::jsonb) AS v(org_id uuid, id uuid, policy_id uuid, started_at timestamptz,
+			first_response_due_at timestamptz, resolution_due_at timestamptz, paused_at timestamptz, paused_intervals jsonb)
+		WHERE t.org_id = v.org_id AND t.id = v.id`, string(param)).Error
+	if err != nil {
+		return fmt.Errorf("sla: update %d ticket(s): %w", len(s.writes), err)
+	}
+	s.writes, s.written = s.writes[:0], map[uuid.UUID]int{}
+	return nil
+}
+
 // Sync brings ticket's SLA clock in step with its row as it is now in tx
 // (status, priority, service, met times): it starts the clock, opens or
 // closes a pause, chooses the policy again on ReasonScope and recomputes
@@ -272,16 +413,15 @@ func (s *syncer) calendar(p *Policy) (*businesstime.Calendar, error) {
 // in tx. It returns the ticket.sla_changed event to emit in tx, if the
 // clock changed or a clock was met.
 func Sync(ctx context.Context, tx *gorm.DB, orgID, ticketID uuid.UUID, now time.Time, reason Reason) ([]pipeline.Event, error) {
-	s := newSyncer(ctx, tx, now)
-	r, err := loadTicket(s.tx, orgID, ticketID, false)
-	if err != nil || r == nil {
-		return nil, err
-	}
-	ev, err := s.sync(r, reason)
-	if err != nil || ev == nil {
-		return nil, err
-	}
-	return []pipeline.Event{*ev}, nil
+	return SyncAll(ctx, tx, orgID, []uuid.UUID{ticketID}, now, reason)
+}
+
+// SyncAll is Sync for several tickets of one organisation, the caller
+// holding their row locks in tx: the tickets and the policies are read
+// once, the clocks that changed written in one statement. It returns the
+// events to emit in tx (in ticket id order).
+func SyncAll(ctx context.Context, tx *gorm.DB, orgID uuid.UUID, ticketIDs []uuid.UUID, now time.Time, reason Reason) ([]pipeline.Event, error) {
+	return newSyncer(ctx, tx, now).syncTickets(orgID, ticketIDs, false, reason)
 }
 
 // Start is Sync for the ticket.created task: it takes the ticket's lock in
@@ -289,19 +429,67 @@ func Sync(ctx context.Context, tx *gorm.DB, orgID, ticketID uuid.UUID, now time.
 // the clock runs already or the policy starts at acceptance). It returns
 // whether the clock changed.
 func Start(ctx context.Context, db *gorm.DB, orgID, ticketID uuid.UUID, now time.Time) (bool, error) {
-	changed := false
+	changed, err := StartAll(ctx, db, orgID, []uuid.UUID{ticketID}, now)
+	return changed[ticketID], err
+}
+
+// StartAll is Start for several tickets of one organisation in one
+// transaction: it locks and reads them in one statement (in id order, the
+// order every multi-ticket lock here takes), reads the organisation's
+// policies once, writes the clocks that changed in one statement and emits
+// their events in one. It returns the tickets whose clocks changed. On an
+// error nothing is written.
+func StartAll(ctx context.Context, db *gorm.DB, orgID uuid.UUID, ticketIDs []uuid.UUID, now time.Time) (map[uuid.UUID]bool, error) {
+	changed := map[uuid.UUID]bool{}
 	err := db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec(`SELECT 1 FROM tickets WHERE org_id = ? AND id = ? FOR UPDATE`, orgID, ticketID).Error; err != nil {
-			return fmt.Errorf("sla: lock ticket: %w", err)
-		}
-		evs, err := Sync(ctx, tx, orgID, ticketID, now, ReasonCreated)
+		evs, err := newSyncer(ctx, tx, now).syncTickets(orgID, ticketIDs, true, ReasonCreated)
 		if err != nil {
 			return err
 		}
-		changed = len(evs) > 0
+		for _, ev := range evs {
+			changed[ev.TicketID] = true
+		}
 		return pipeline.EmitEvents(ctx, tx, evs...)
 	})
-	return changed, err
+	if err != nil {
+		return nil, err
+	}
+	return changed, nil
+}
+
+// syncTickets reads (and with lock locks, in id order) the organisation's
+// tickets ids, reads the policies they need in one go and syncs them.
+func (s *syncer) syncTickets(orgID uuid.UUID, ids []uuid.UUID, lock bool, reason Reason) ([]pipeline.Event, error) {
+	rows, err := loadTickets(s.tx, lock, `t.org_id = ? AND t.id = ANY(?::uuid[]) ORDER BY t.id`, orgID, uuidArray(ids))
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	// A clock that starts, or a scope change, chooses among the active
+	// policies; otherwise the tickets' own policies are all it needs.
+	choose := reason == ReasonScope
+	for _, r := range rows {
+		choose = choose || r.SLAStartedAt == nil
+	}
+	if choose {
+		err = s.loadOrg(orgID, policyIDs(rows))
+	} else {
+		err = s.prefetch(orgID, policyIDs(rows))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.syncAll(rows, reason)
+}
+
+// policyIDs lists the policies rows run on.
+func policyIDs(rows []*ticketRow) []uuid.UUID {
+	var ids []uuid.UUID
+	for _, r := range rows {
+		if r.SLAPolicyID != nil && !slices.Contains(ids, *r.SLAPolicyID) {
+			ids = append(ids, *r.SLAPolicyID)
+		}
+	}
+	return ids
 }
 
 // startAt is when r's clock starts under p, if it does yet.
@@ -329,7 +517,7 @@ func (s *syncer) sync(r *ticketRow, reason Reason) (*pipeline.Event, error) {
 
 	var pol *Policy
 	if st.StartedAt == nil || reason == ReasonScope {
-		if pol, err = Select(s.ctx, s.tx, r.OrgID, r.ServiceID, r.Priority); err != nil {
+		if pol, err = s.choose(r.OrgID, r.ServiceID, r.Priority); err != nil {
 			return nil, err
 		}
 	}
@@ -418,18 +606,8 @@ func (s *syncer) sync(r *ticketRow, reason Reason) (*pipeline.Event, error) {
 		return nil, nil
 	}
 	if changed {
-		pauses, err := json.Marshal(st.Pauses)
-		if err != nil {
+		if err := s.record(r, st); err != nil {
 			return nil, err
-		}
-		if st.Pauses == nil {
-			pauses = []byte("[]")
-		}
-		err = s.tx.Exec(`UPDATE tickets SET sla_policy_id = ?, sla_started_at = ?, first_response_due_at = ?,
-			resolution_due_at = ?, sla_paused_at = ?, sla_paused_intervals = ?::jsonb WHERE org_id = ? AND id = ?`,
-			st.PolicyID, st.StartedAt, st.FRDue, st.ResDue, st.PausedAt, string(pauses), r.OrgID, r.ID).Error
-		if err != nil {
-			return nil, fmt.Errorf("sla: update ticket %s: %w", r.ID, err)
 		}
 	}
 	data := ChangedData{Reason: reason, PolicyID: st.PolicyID, StartedAt: st.StartedAt,
@@ -452,17 +630,30 @@ func resyncPolicy(ctx context.Context, tx *gorm.DB, p *Policy) error {
 	if err != nil {
 		return err
 	}
-	events := make([]pipeline.Event, 0, len(rows))
+	evs, err := s.syncAll(rows, ReasonPolicy)
+	if err != nil {
+		return err
+	}
+	return pipeline.EmitEvents(ctx, tx, evs...)
+}
+
+// syncAll syncs rows for reason and writes the clocks that changed in one
+// statement. It returns the events to emit.
+func (s *syncer) syncAll(rows []*ticketRow, reason Reason) ([]pipeline.Event, error) {
+	var evs []pipeline.Event
 	for _, r := range rows {
-		ev, err := s.sync(r, ReasonPolicy)
+		ev, err := s.sync(r, reason)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if ev != nil {
-			events = append(events, *ev)
+			evs = append(evs, *ev)
 		}
 	}
-	return pipeline.EmitEvents(ctx, tx, events...)
+	if err := s.flush(); err != nil {
+		return nil, err
+	}
+	return evs, nil
 }
 
 // ResyncOrganization recomputes, in tx, the running clocks of the

@@ -3,6 +3,7 @@ package sla_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -605,4 +606,77 @@ func TestTimerCacheSeesPolicyChanges(t *testing.T) {
 		{"at_percent": 90, "notify": []string{"manager"}}}}), e.entry())
 	require.NoError(t, err)
 	require.Nil(t, fire(at(9, 12, 0)), "no rule at 80 % any more")
+}
+
+// SyncAll and PendingAll over several tickets give what Sync and Pending
+// give ticket by ticket: the same clocks, events and plans.
+func TestSyncAllSameAsOneByOne(t *testing.T) {
+	e := newEnv(t)
+	e.fourHours()
+	s1 := e.services[0]
+	_, err := sla.CreatePolicy(e.ctx, e.db, e.org, raw(t, map[string]any{"name": "S1", "service_id": s1,
+		"targets": []map[string]any{{"priority": "high", "first_response_minutes": 10, "resolution_minutes": 100}}}), e.entry())
+	require.NoError(t, err)
+	// Per set: a medium ticket made low (the default's low targets), a
+	// high one moved to S1 (S1's policy), one not accepted (moved to S1).
+	set := func() []uuid.UUID {
+		ids := []uuid.UUID{e.ticket(nil, models.PriorityMedium, at(6, 15, 0)), e.ticket(nil, models.PriorityHigh, at(6, 15, 0)),
+			e.ticket(nil, models.PriorityMedium, at(6, 15, 0))}
+		e.move(ids[0], models.StatusAccepted, at(6, 16, 0))
+		e.move(ids[1], models.StatusAccepted, at(6, 16, 0))
+		require.NoError(t, e.db.Exec(`UPDATE tickets SET priority = 'low' WHERE id = ?`, ids[0]).Error)
+		require.NoError(t, e.db.Exec(`UPDATE tickets SET service_id = ? WHERE id IN ?`, s1, ids[1:]).Error)
+		return ids
+	}
+	type result struct {
+		Row  [6]any
+		Data json.RawMessage
+		Plan []string
+	}
+	collect := func(ids []uuid.UUID, evs []pipeline.Event) []result {
+		out := make([]result, len(ids))
+		for i, id := range ids {
+			tk := e.load(id)
+			out[i].Row = [6]any{tk.SLAPolicyID, tk.SLAStartedAt, tk.FirstResponseDueAt, tk.ResolutionDueAt, tk.SLAPausedAt, string(tk.SLAPausedIntervals)}
+			for _, ev := range evs {
+				if ev.TicketID == id {
+					out[i].Data = ev.Data
+				}
+			}
+			plan, err := sla.Pending(e.ctx, e.db, e.org, id)
+			require.NoError(t, err)
+			for _, tm := range plan.Timers {
+				out[i].Plan = append(out[i].Plan, fmt.Sprintf("%s %d %s %s", tm.Metric, tm.Percent, tm.DueAt, tm.At))
+			}
+		}
+		return out
+	}
+	now := at(6, 16, 5)
+
+	one := set()
+	var evs []pipeline.Event
+	for _, id := range one {
+		evs = append(evs, e.sync(id, now, sla.ReasonScope, nil)...)
+	}
+	want := collect(one, evs)
+	require.Len(t, evs, 2)
+	require.NotNil(t, want[1].Row[0])
+
+	all := set()
+	require.NoError(t, e.db.Transaction(func(tx *gorm.DB) error {
+		var err error
+		evs, err = sla.SyncAll(e.ctx, tx, e.org, all, now, sla.ReasonScope)
+		return err
+	}))
+	require.Equal(t, want, collect(all, evs))
+	plans, err := sla.PendingAll(e.ctx, e.db, e.org, append(all, models.NewID()))
+	require.NoError(t, err)
+	require.Len(t, plans, 3, "a ticket not found has no plan")
+	for i, id := range all {
+		var got []string
+		for _, tm := range plans[id].Timers {
+			got = append(got, fmt.Sprintf("%s %d %s %s", tm.Metric, tm.Percent, tm.DueAt, tm.At))
+		}
+		require.Equal(t, want[i].Plan, got)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -88,7 +89,7 @@ func loadPolicies(db *gorm.DB, where string, args ...any) ([]*Policy, error) {
 		Target
 	}
 	err := db.Raw(`SELECT policy_id, priority, first_response_minutes, resolution_minutes FROM sla_targets
-		WHERE policy_id IN ? ORDER BY policy_id, array_position(ARRAY['critical','high','medium','low'], priority)`, ids).
+		WHERE policy_id = ANY(?::uuid[]) ORDER BY policy_id, array_position(ARRAY['critical','high','medium','low'], priority)`, uuidArray(ids)).
 		Scan(&targets).Error
 	if err != nil {
 		return nil, fmt.Errorf("sla: load targets: %w", err)
@@ -132,25 +133,52 @@ func GetPolicy(ctx context.Context, db *gorm.DB, orgID, id uuid.UUID) (*Policy, 
 // service (nil: none) and priority, or nil: the most specific one that
 // has a target for the priority.
 func Select(ctx context.Context, db *gorm.DB, orgID uuid.UUID, service *uuid.UUID, pr models.Priority) (*Policy, error) {
-	var ids []struct{ ID uuid.UUID }
-	err := db.WithContext(ctx).Raw(`SELECT p.id FROM sla_policies p
-		JOIN sla_targets t ON t.policy_id = p.id AND t.priority = ?
-		WHERE p.org_id = ? AND p.is_active
-		  AND (p.service_id IS NULL OR p.service_id = ?)
-		  AND (p.priority IS NULL OR p.priority = ?)
-		ORDER BY p.service_id IS NULL, p.priority IS NULL
-		LIMIT 1`, pr, orgID, service, pr).Scan(&ids).Error
-	if err != nil {
-		return nil, fmt.Errorf("sla: select policy: %w", err)
+	return newSyncer(ctx, db, time.Now()).choose(orgID, service, pr)
+}
+
+// pick is Select's rule over ps, an organisation's active policies: of
+// those that cover service and pr and have a target for pr, service and
+// priority first, then service, then priority, then the default (the
+// unique index on the active scopes leaves no tie).
+func pick(ps []*Policy, service *uuid.UUID, pr models.Priority) *Policy {
+	var best *Policy
+	bestRank := 4
+	for _, p := range ps {
+		if _, ok := p.Target(pr); !ok || !p.IsActive {
+			continue
+		}
+		if p.ServiceID != nil && (service == nil || *p.ServiceID != *service) || p.Priority != nil && *p.Priority != pr {
+			continue
+		}
+		rank := 0
+		if p.ServiceID == nil {
+			rank += 2
+		}
+		if p.Priority == nil {
+			rank++
+		}
+		if rank < bestRank {
+			best, bestRank = p, rank
+		}
 	}
-	if len(ids) == 0 {
-		return nil, nil
+	return best
+}
+
+// uuidArray renders ids as one PostgreSQL array parameter (cast it with
+// ?::uuid[]): one statement text whatever the number of ids, where gorm
+// would expand a slice into a list of parameters.
+func uuidArray(ids []uuid.UUID) string {
+	var b strings.Builder
+	b.Grow(2 + 37*len(ids))
+	b.WriteByte('{')
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(id.String())
 	}
-	ps, err := loadPolicies(db.WithContext(ctx), `id = ?`, ids[0].ID)
-	if err != nil || len(ps) == 0 {
-		return nil, err
-	}
-	return ps[0], nil
+	b.WriteByte('}')
+	return b.String()
 }
 
 // loadOrgCalendar reads the organisation's calendar settings.

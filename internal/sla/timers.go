@@ -81,13 +81,75 @@ func (p Plan) Due(m models.SLAMetric) *time.Time {
 
 // Pending reads a ticket and returns its Plan.
 func Pending(ctx context.Context, db *gorm.DB, orgID, ticketID uuid.UUID) (Plan, error) {
-	var plan Plan
+	plans, err := PendingAll(ctx, db, orgID, []uuid.UUID{ticketID})
+	return plans[ticketID], err
+}
+
+// PendingAll is Pending for several tickets of one organisation: the
+// tickets, their policies, the organisation's calendar and the fired
+// escalations are read once each. A ticket not found has no entry.
+func PendingAll(ctx context.Context, db *gorm.DB, orgID uuid.UUID, ticketIDs []uuid.UUID) (map[uuid.UUID]Plan, error) {
 	s := newSyncer(ctx, db, time.Now())
-	r, err := loadTicket(s.tx, orgID, ticketID, false)
-	if err != nil || r == nil {
-		return plan, err
+	rows, err := loadTickets(s.tx, false, `t.org_id = ? AND t.id = ANY(?::uuid[])`, orgID, uuidArray(ticketIDs))
+	if err != nil {
+		return nil, err
 	}
-	plan.FirstResponseDueAt, plan.ResolutionDueAt = r.FirstResponseDueAt, r.ResolutionDueAt
+	if err := s.prefetch(orgID, policyIDs(rows)); err != nil {
+		return nil, err
+	}
+	var running []uuid.UUID
+	for _, r := range rows {
+		if r.running() {
+			running = append(running, r.ID)
+		}
+	}
+	fired, err := firedLevels(s.tx, running)
+	if err != nil {
+		return nil, err
+	}
+	plans := make(map[uuid.UUID]Plan, len(rows))
+	for _, r := range rows {
+		if plans[r.ID], err = s.plan(r, fired[r.ID]); err != nil {
+			return nil, err
+		}
+	}
+	return plans, nil
+}
+
+// levels are the escalation levels fired on a ticket, per clock.
+type levels map[models.SLAMetric]map[int]bool
+
+// firedLevels reads the escalations fired on the tickets ids.
+func firedLevels(db *gorm.DB, ids []uuid.UUID) (map[uuid.UUID]levels, error) {
+	out := map[uuid.UUID]levels{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		TicketID uuid.UUID
+		Target   models.SLAMetric
+		Level    int
+	}
+	err := db.Raw(`SELECT ticket_id, target, level FROM sla_escalations WHERE ticket_id = ANY(?::uuid[])`, uuidArray(ids)).
+		Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("sla: fired escalations: %w", err)
+	}
+	for _, f := range rows {
+		if out[f.TicketID] == nil {
+			out[f.TicketID] = levels{}
+		}
+		if out[f.TicketID][f.Target] == nil {
+			out[f.TicketID][f.Target] = map[int]bool{}
+		}
+		out[f.TicketID][f.Target][f.Level] = true
+	}
+	return out, nil
+}
+
+// plan is r's Plan, done being the escalations fired on it.
+func (s *syncer) plan(r *ticketRow, done levels) (Plan, error) {
+	plan := Plan{FirstResponseDueAt: r.FirstResponseDueAt, ResolutionDueAt: r.ResolutionDueAt}
 	if r.SLAPolicyID == nil {
 		return plan, nil
 	}
@@ -107,20 +169,6 @@ func Pending(ctx context.Context, db *gorm.DB, orgID, ticketID uuid.UUID) (Plan,
 	st, err := r.state()
 	if err != nil {
 		return plan, err
-	}
-	var fired []struct {
-		Target models.SLAMetric
-		Level  int
-	}
-	if err := s.tx.Raw(`SELECT target, level FROM sla_escalations WHERE ticket_id = ?`, r.ID).Scan(&fired).Error; err != nil {
-		return plan, fmt.Errorf("sla: fired escalations: %w", err)
-	}
-	done := map[models.SLAMetric]map[int]bool{}
-	for _, f := range fired {
-		if done[f.Target] == nil {
-			done[f.Target] = map[int]bool{}
-		}
-		done[f.Target][f.Level] = true
 	}
 	for _, m := range Metrics {
 		due := r.due(m)

@@ -90,10 +90,10 @@ func visible(q *gorm.DB, a Actor) *gorm.DB {
 	return q.Where("false")
 }
 
-// ticketQuery selects ticket rows without the embedding and the search
-// vector, which no caller of this package needs.
+// ticketQuery selects ticket rows by the model's column names (not *), so
+// the search vector, which no caller of this package needs, is not read.
 func ticketQuery(db *gorm.DB) *gorm.DB {
-	return db.Model(&models.Ticket{}).Omit("embedding")
+	return db.Session(&gorm.Session{QueryFields: true}).Model(&models.Ticket{})
 }
 
 // Get returns a ticket a may see.

@@ -1,8 +1,8 @@
 // Package embed is the embed stage: on ticket.created it computes the
 // ticket's vector with the organisation's AI provider (the built-in one
-// when that fails), stores it (tickets.embedding, embedding_model), adds
-// it to this process's similar-ticket index and emits ticket.embedded so
-// every other process's index picks it up.
+// when that fails), stores it in ticket_embeddings (not an update of the
+// ticket row), adds it to this process's similar-ticket index and emits
+// ticket.embedded so every other process's index picks it up.
 package embed
 
 import (
@@ -98,9 +98,8 @@ func (h *Handler) Process(ctx context.Context, p pipeline.TaskPayload) (Result, 
 			res.AlreadyProcessed = true
 			return nil
 		}
-		if err := tx.Exec(`UPDATE tickets SET embedding = ?, embedding_model = ? WHERE org_id = ? AND id = ?`,
-			ai.Float4Array(vec), model, p.OrgID, p.TicketID).Error; err != nil {
-			return fmt.Errorf("embed: store vector: %w", err)
+		if _, err := ai.StoreVector(ctx, tx, p.OrgID, t.ID, model, vec); err != nil {
+			return fmt.Errorf("embed: %w", err)
 		}
 		ev, err := pipeline.NewEvent(ai.EventEmbedded, pipeline.TicketRef{OrgID: p.OrgID, TicketID: t.ID, RequesterID: t.RequesterID},
 			nil, pipeline.AudienceStaff, map[string]any{"number": t.Number, "embedding_model": model, "dims": len(vec)})

@@ -15,6 +15,7 @@ import (
 	"github.com/atumdesk/atumdesk/internal/ai"
 	"github.com/atumdesk/atumdesk/internal/ai/aitest"
 	"github.com/atumdesk/atumdesk/internal/testenv"
+	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
 	"github.com/atumdesk/atumdesk/workers"
 	"github.com/atumdesk/atumdesk/workers/embed"
@@ -35,15 +36,15 @@ func TestVectorStoredOnceWithAStaffEvent(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, ai.BuiltinModel, res.Model)
 	require.Equal(t, ai.BuiltinDim, res.Dims)
-	var row struct {
-		EmbeddingModel string
-		Embedding      ai.Float4Array
-		Dims           int
-	}
-	require.NoError(t, db.Raw(`SELECT embedding_model, embedding, array_length(embedding, 1) AS dims FROM tickets WHERE id = ?`, id).Scan(&row).Error)
-	require.Equal(t, ai.BuiltinModel, row.EmbeddingModel)
-	require.Equal(t, ai.BuiltinDim, row.Dims)
-	require.Equal(t, ai.Float4Array(ai.EmbedText("VPN\nThe VPN does not connect.")), row.Embedding)
+	var row models.TicketEmbedding
+	require.NoError(t, db.Take(&row, "ticket_id = ?", id).Error)
+	require.Equal(t, org.ID, row.OrgID)
+	require.Equal(t, ai.BuiltinModel, row.Model)
+	require.Len(t, row.Embedding, ai.BuiltinDim)
+	require.Equal(t, models.Vector(ai.EmbedText("VPN\nThe VPN does not connect.")), row.Embedding)
+	var hot struct{ UpdatedAt, CreatedAt time.Time }
+	require.NoError(t, db.Raw(`SELECT updated_at, created_at FROM tickets WHERE id = ?`, id).Scan(&hot).Error)
+	require.Equal(t, hot.CreatedAt, hot.UpdatedAt, "storing the vector does not update the ticket")
 	var audience []string
 	require.NoError(t, db.Raw(`SELECT payload->>'audience' FROM outbox WHERE event_type = ?`, ai.EventEmbedded).Scan(&audience).Error)
 	require.Equal(t, []string{pipeline.AudienceStaff}, audience)
@@ -135,7 +136,8 @@ func TestStagesThroughThePipeline(t *testing.T) {
 		t.Helper()
 		require.Eventually(t, func() bool {
 			var n int64
-			require.NoError(t, db.Raw(`SELECT count(*) FROM tickets WHERE id IN ? AND embedding IS NOT NULL AND ai_suggested_at IS NOT NULL`, ids).
+			require.NoError(t, db.Raw(`SELECT count(*) FROM tickets t JOIN ticket_embeddings e ON e.ticket_id = t.id
+				WHERE t.id IN ? AND t.ai_suggested_at IS NOT NULL`, ids).
 				Scan(&n).Error)
 			return n == int64(len(ids))
 		}, 60*time.Second, 50*time.Millisecond)

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -32,25 +33,229 @@ type notificationRow struct {
 	CreatedAt time.Time
 }
 
-// deliver settles one recipient's notification: claims its row, then
-// sends it under the row's lock. It returns the state the row reached in
-// this run ("" when it was settled before) and, for a transient failure,
-// an error (the task is retried).
-func (h *Handler) deliver(ctx context.Context, ev *pipeline.Event, pl *plan, r recipient) (string, error) {
-	log := h.log.With("event_id", ev.ID, "ticket_id", pl.t.ID, "kind", pl.kind, "recipient", r.user.Email)
-	status, inserted, err := h.claim(ctx, ev, pl, &r)
-	if err != nil {
-		return "", err
-	}
-	if status != StatusPending {
-		if !inserted {
-			return "", nil // settled by an earlier run
+// claimed is one recipient's notifications row, as the claim left it.
+type claimed struct {
+	at       int // the event's index in the run
+	ev       *pipeline.Event
+	pl       *plan
+	r        recipient
+	row      notificationRow
+	inserted bool // by this run
+}
+
+// planned is an event of a run with its plan.
+type planned struct {
+	at int
+	ev *pipeline.Event
+	pl *plan
+}
+
+// claim writes the notifications rows of ps that do not exist yet, in one
+// statement (one transaction with the acknowledgement rate limit):
+// pending with a fresh Message-ID, or suppressed with the reason
+// (r.suppress is set to it). Rows that existed are returned as they are.
+// The rows come back in the order of ps and their recipients.
+func (h *Handler) claim(ctx context.Context, orgID uuid.UUID, ps []planned) ([]claimed, error) {
+	var out []claimed
+	limit := false // some acknowledgement is subject to the rate limit
+	for _, p := range ps {
+		seen := map[string]bool{}
+		for _, r := range p.pl.to {
+			if seen[r.user.Email] {
+				continue // one row per (event, recipient)
+			}
+			seen[r.user.Email] = true
+			switch {
+			case r.suppress != "":
+			case h.cfg.Mailer == nil:
+				r.suppress = ReasonSMTPOff
+			case p.pl.from.Address == "":
+				r.suppress = ReasonNoSender
+			}
+			limit = limit || (r.suppress == "" && p.pl.kind == KindTicketReceived)
+			out = append(out, claimed{at: p.at, ev: p.ev, pl: p.pl, r: r})
 		}
-		h.count(pl.kind, StatusSuppressed)
-		log.InfoContext(ctx, "notification suppressed", "reason", r.suppress)
-		return StatusSuppressed, nil
 	}
-	if pl.csat {
+	if len(out) == 0 {
+		return nil, nil
+	}
+	write := func(tx *gorm.DB) error {
+		if limit {
+			if err := h.ackLimit(tx, orgID, out); err != nil {
+				return err
+			}
+		}
+		return h.insert(tx, orgID, out)
+	}
+	db := h.db.WithContext(ctx)
+	if limit {
+		return out, db.Transaction(write)
+	}
+	return out, write(db) // one statement: no transaction needed
+}
+
+// insert writes the rows of cs in one statement and fills in each one's
+// row as it is now. created_at follows the order of cs (a microsecond
+// apart), so a mail's thread holds the mails sent before it in the run,
+// as one by one. The rows go in sorted by key, so two runs that overlap
+// wait for each other rather than deadlock.
+func (h *Handler) insert(tx *gorm.DB, orgID uuid.UUID, cs []claimed) error {
+	type row struct {
+		ID        uuid.UUID `json:"id"`
+		TicketID  uuid.UUID `json:"ticket_id"`
+		EventID   uuid.UUID `json:"event_id"`
+		Kind      string    `json:"kind"`
+		Recipient string    `json:"recipient"`
+		MessageID string    `json:"message_id"`
+		Status    string    `json:"status"`
+		Reason    *string   `json:"reason"`
+		Ord       int       `json:"ord"`
+	}
+	rows := make([]row, len(cs))
+	eventIDs := make([]uuid.UUID, 0, len(cs))
+	for i, c := range cs {
+		domain := domainOf(c.pl.from.Address)
+		if domain == "" {
+			domain = hostOf(h.cfg.PublicURL) // for the record only: nothing is sent
+		}
+		rows[i] = row{ID: models.NewID(), TicketID: c.pl.t.ID, EventID: c.ev.ID, Kind: c.pl.kind, Recipient: c.r.user.Email,
+			MessageID: mailer.NewMessageID(domain), Status: StatusPending, Ord: i}
+		if c.r.suppress != "" {
+			rows[i].Status, rows[i].Reason = StatusSuppressed, &c.r.suppress
+		}
+		eventIDs = append(eventIDs, c.ev.ID)
+	}
+	payload, err := json.Marshal(rows)
+	if err != nil {
+		return err
+	}
+	type stored struct {
+		ID        uuid.UUID
+		MessageID string
+		Status    string
+		CreatedAt time.Time
+		EventID   uuid.UUID
+		Recipient string
+	}
+	rowOf := func(s stored) notificationRow {
+		return notificationRow{ID: s.ID, MessageID: s.MessageID, Status: s.Status, CreatedAt: s.CreatedAt}
+	}
+	var got []stored
+	err = tx.Raw(`INSERT INTO notifications (id, org_id, ticket_id, event_id, kind, recipient, message_id, status, reason, created_at)
+		SELECT r.id, ?, r.ticket_id, r.event_id, r.kind, r.recipient, r.message_id, r.status, r.reason,
+			now() + r.ord * interval '1 microsecond'
+		FROM jsonb_to_recordset(?::jsonb) AS r(id uuid, ticket_id uuid, event_id uuid, kind text, recipient text,
+			message_id text, status text, reason text, ord int)
+		ORDER BY r.event_id, r.recipient
+		ON CONFLICT (event_id, recipient) DO NOTHING
+		RETURNING id, message_id, status, created_at, event_id, recipient`, orgID, string(payload)).Scan(&got).Error
+	if err != nil {
+		return fmt.Errorf("notify: insert notifications: %w", err)
+	}
+	type key struct {
+		event     uuid.UUID
+		recipient string
+	}
+	inserted := make(map[key]notificationRow, len(got))
+	for _, g := range got {
+		inserted[key{g.EventID, g.Recipient}] = rowOf(g)
+	}
+	var existing map[key]notificationRow
+	if len(got) < len(cs) {
+		// Written before (a run again, or a concurrent one): as they are.
+		var old []stored
+		err := tx.Raw(`SELECT id, message_id, status, created_at, event_id, recipient FROM notifications
+			WHERE org_id = ? AND event_id = ANY(?::uuid[])`, orgID, uuidArray(eventIDs)).Scan(&old).Error
+		if err != nil {
+			return fmt.Errorf("notify: read notifications: %w", err)
+		}
+		existing = make(map[key]notificationRow, len(old))
+		for _, o := range old {
+			existing[key{o.EventID, o.Recipient}] = rowOf(o)
+		}
+	}
+	for i := range cs {
+		k := key{cs[i].ev.ID, cs[i].r.user.Email}
+		if n, ok := inserted[k]; ok {
+			cs[i].row, cs[i].inserted = n, true
+		} else if n, ok := existing[k]; ok {
+			cs[i].row = n
+		} else {
+			return fmt.Errorf("notify: notification of event %s to %s neither written nor found", k.event, k.recipient)
+		}
+	}
+	return nil
+}
+
+// ackLimit suppresses (ReasonRateLimited) the acknowledgements of cs
+// beyond AckLimit per address within AckWindow, counting those already
+// pending or sent and those of cs before it, as one by one. Transaction-
+// scoped locks per address (taken in one order) make concurrent runs count
+// one after the other.
+func (h *Handler) ackLimit(tx *gorm.DB, orgID uuid.UUID, cs []claimed) error {
+	subject := func(c claimed) bool { return c.r.suppress == "" && c.pl.kind == KindTicketReceived }
+	var keys, addrs []string
+	for _, c := range cs {
+		if subject(c) {
+			addr := strings.ToLower(c.r.user.Email)
+			keys = append(keys, "atumdesk:notify:ack:"+orgID.String()+":"+addr)
+			addrs = append(addrs, addr)
+		}
+	}
+	keyList, _ := json.Marshal(keys)
+	addrList, _ := json.Marshal(addrs)
+	if err := tx.Exec(`SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(key, 0) AS k
+		FROM json_array_elements_text(?::json) AS key ORDER BY 1) l`, string(keyList)).Error; err != nil {
+		return fmt.Errorf("notify: ack lock: %w", err)
+	}
+	var acks []struct {
+		Addr    string
+		EventID uuid.UUID
+	}
+	err := tx.Raw(`SELECT lower(recipient) AS addr, event_id FROM notifications
+		WHERE org_id = ? AND lower(recipient) IN (SELECT json_array_elements_text(?::json)) AND kind = ?
+		  AND status IN ('pending', 'sent') AND created_at > now() - make_interval(secs => ?)`,
+		orgID, string(addrList), KindTicketReceived, h.cfg.AckWindow.Seconds()).Scan(&acks).Error
+	if err != nil {
+		return fmt.Errorf("notify: ack count: %w", err)
+	}
+	counted := map[string]map[uuid.UUID]bool{} // address → events with an acknowledgement that counts
+	for _, a := range acks {
+		if counted[a.Addr] == nil {
+			counted[a.Addr] = map[uuid.UUID]bool{}
+		}
+		counted[a.Addr][a.EventID] = true
+	}
+	for i := range cs {
+		if !subject(cs[i]) {
+			continue
+		}
+		addr := strings.ToLower(cs[i].r.user.Email)
+		if counted[addr] == nil {
+			counted[addr] = map[uuid.UUID]bool{}
+		}
+		n := len(counted[addr])
+		if counted[addr][cs[i].ev.ID] {
+			n-- // its own, written by an earlier run
+		}
+		if n >= h.cfg.AckLimit {
+			cs[i].r.suppress = ReasonRateLimited
+			continue
+		}
+		counted[addr][cs[i].ev.ID] = true
+	}
+	return nil
+}
+
+// deliver sends the pending notification c under its row's lock and marks
+// it in the same transaction. It returns the state the row reached in this
+// run ("" when it was settled meanwhile, stateRetry after a transient
+// failure, with the error: the event is retried), and whether the server
+// refused the recipient for good (their address is marked bounced).
+func (h *Handler) deliver(ctx context.Context, c claimed) (state string, bounced bool, err error) {
+	ev, pl, r := c.ev, c.pl, c.r
+	log := h.log.With("event_id", ev.ID, "ticket_id", pl.t.ID, "kind", pl.kind, "recipient", r.user.Email)
+	if pl.csat && r.suppress == "" {
 		// The invitation mail and the survey go together (csat metrics
 		// count invitations); Invite is idempotent.
 		t := &models.Ticket{ID: pl.t.ID, OrgID: pl.t.OrgID, RequesterID: pl.t.RequesterID, Status: pl.t.Status}
@@ -58,14 +263,11 @@ func (h *Handler) deliver(ctx context.Context, ev *pipeline.Event, pl *plan, r r
 			_, err := csat.Invite(ctx, tx, t)
 			return err
 		}); err != nil {
-			return "", fmt.Errorf("notify: csat invite: %w", err)
+			return "", false, fmt.Errorf("notify: csat invite: %w", err)
 		}
 	}
 
-	var (
-		state   string
-		sendErr error
-	)
+	var sendErr error
 	err = h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var n notificationRow
 		err := tx.Raw(`SELECT id, message_id, status, created_at FROM notifications
@@ -80,8 +282,9 @@ func (h *Handler) deliver(ctx context.Context, ev *pipeline.Event, pl *plan, r r
 			return nil // settled by an earlier run
 		}
 		if r.suppress != "" {
-			// Claimed by an earlier run; since then the address bounced,
-			// the news went stale, SMTP was switched off, ….
+			// Claimed by an earlier run (or earlier in this one); since then
+			// the address bounced, the news went stale, SMTP was switched
+			// off, ….
 			state = StatusSuppressed
 			return setStatus(tx, n.ID, StatusSuppressed, r.suppress, false)
 		}
@@ -102,93 +305,33 @@ func (h *Handler) deliver(ctx context.Context, ev *pipeline.Event, pl *plan, r r
 				return err
 			}
 			if recipientRejected(sendErr) {
+				bounced = true
 				return markBounced(ctx, tx, pl.t, r.user, n.ID)
 			}
 			return nil
 		default:
-			state = "retry"
+			state = stateRetry
 			return tx.Exec(`UPDATE notifications SET attempts = attempts + 1, reason = ? WHERE id = ?`,
 				clip("retrying: "+sendErr.Error()), n.ID).Error
 		}
 	})
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	switch state {
 	case "":
-		return "", nil
-	case "retry":
-		h.count(pl.kind, "retry")
+		return "", false, nil
+	case stateRetry:
+		h.count(pl.kind, stateRetry)
 		log.WarnContext(ctx, "notification not sent; will retry", "err", sendErr)
-		return "", fmt.Errorf("notify: send %s to %s: %w", pl.kind, r.user.Email, sendErr)
+		return stateRetry, false, fmt.Errorf("notify: send %s to %s: %w", pl.kind, r.user.Email, sendErr)
 	case StatusFailed:
 		log.WarnContext(ctx, "notification failed for good", "err", sendErr)
 	default:
 		log.InfoContext(ctx, "notification "+state)
 	}
 	h.count(pl.kind, state)
-	return state, nil
-}
-
-// claim inserts the recipient's notification row unless it exists: pending
-// with a fresh Message-ID, or suppressed with the reason (r.suppress is set
-// to it). It returns the row's status and whether this run inserted it.
-func (h *Handler) claim(ctx context.Context, ev *pipeline.Event, pl *plan, r *recipient) (status string, inserted bool, err error) {
-	switch {
-	case r.suppress != "":
-	case h.cfg.Mailer == nil:
-		r.suppress = ReasonSMTPOff
-	case pl.from.Address == "":
-		r.suppress = ReasonNoSender
-	}
-	domain := domainOf(pl.from.Address)
-	if domain == "" {
-		domain = hostOf(h.cfg.PublicURL) // for the record only: nothing is sent
-	}
-	err = h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if r.suppress == "" && pl.kind == KindTicketReceived {
-			limited, err := h.ackLimited(tx, pl.t.OrgID, ev.ID, r.user.Email)
-			if err != nil {
-				return err
-			}
-			if limited {
-				r.suppress = ReasonRateLimited
-			}
-		}
-		initial, reason := StatusPending, any(nil)
-		if r.suppress != "" {
-			initial, reason = StatusSuppressed, r.suppress
-		}
-		res := tx.Exec(`INSERT INTO notifications (id, org_id, ticket_id, event_id, kind, recipient, message_id, status, reason)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, recipient) DO NOTHING`,
-			models.NewID(), pl.t.OrgID, pl.t.ID, ev.ID, pl.kind, r.user.Email, mailer.NewMessageID(domain), initial, reason)
-		if res.Error != nil {
-			return fmt.Errorf("notify: insert notification: %w", res.Error)
-		}
-		inserted = res.RowsAffected == 1
-		return tx.Raw(`SELECT status FROM notifications WHERE event_id = ? AND recipient = ?`, ev.ID, r.user.Email).
-			Scan(&status).Error
-	})
-	return status, inserted, err
-}
-
-// ackLimited reports whether addr had AckLimit acknowledgements (other than
-// the one of eventID) within AckWindow. A transaction-scoped lock per
-// address makes concurrent acknowledgements count one after the other.
-func (h *Handler) ackLimited(tx *gorm.DB, orgID, eventID uuid.UUID, addr string) (bool, error) {
-	key := "atumdesk:notify:ack:" + orgID.String() + ":" + strings.ToLower(addr)
-	if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, key).Error; err != nil {
-		return false, fmt.Errorf("notify: ack lock: %w", err)
-	}
-	var n int64
-	err := tx.Raw(`SELECT count(*) FROM notifications
-		WHERE org_id = ? AND lower(recipient) = lower(?) AND kind = ? AND status IN ('pending', 'sent')
-		  AND created_at > now() - make_interval(secs => ?) AND event_id <> ?`,
-		orgID, addr, KindTicketReceived, h.cfg.AckWindow.Seconds(), eventID).Scan(&n).Error
-	if err != nil {
-		return false, fmt.Errorf("notify: ack count: %w", err)
-	}
-	return n >= int64(h.cfg.AckLimit), nil
+	return state, bounced, nil
 }
 
 // markBounced records a hard bounce at the door (the server refused the

@@ -42,6 +42,26 @@
 // address bounced (users.email_bounced_at), which suppresses further mail
 // to it.
 //
+// # Batches
+//
+// A batch task (ProcessBatch) and a one-event task (Process) take the same
+// path, run: the events are read from the outbox at once, what their plans
+// need with one query per kind (the organisation and its mailbox, the
+// tickets with their acknowledgements and survey, the requesters, the
+// comments), and every row of every event is written in one INSERT, before
+// any SMTP traffic. The plans see the batch's earlier events as one by one
+// would (a second acknowledgement of a ticket, the rate limit, an address
+// refused earlier in the batch), and the rows' created_at follow the
+// batch's order so the thread of a mail holds those sent before it. Then
+// each pending row is sent on its own under its lock, as above. A process
+// that dies after the INSERT leaves pending rows that the batch's retry
+// sends, each under its lock with its Message-ID: at most the one message
+// in flight can go out twice, as with one event. After a transient SMTP
+// failure the rest of the batch is not tried: those events are handed on
+// and retried on their own, with backoff. Without a mailer a batch of
+// acknowledgements is five statements (outbox, organisation, tickets,
+// requesters, INSERT) instead of nine per event.
+//
 // # Threading
 //
 // Mail to the requester carries the signed ticket token in the subject
@@ -58,10 +78,7 @@
 package notify
 
 import (
-	"cmp"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/mail"
@@ -72,6 +89,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
 
+	"github.com/atumdesk/atumdesk/internal/apperr"
+	"github.com/atumdesk/atumdesk/internal/database"
 	"github.com/atumdesk/atumdesk/internal/mailer"
 	"github.com/atumdesk/atumdesk/internal/mailthread"
 	"github.com/atumdesk/atumdesk/internal/metrics"
@@ -215,60 +234,47 @@ type Result struct {
 
 // Process handles the event of p: plans the notification and delivers it
 // to each recipient. An error means a transient failure for at least one
-// recipient (the others are settled): retry the task.
+// recipient (the others are settled): retry the task. It is a run of one
+// event (run).
 func (h *Handler) Process(ctx context.Context, p pipeline.TaskPayload) (Result, error) {
-	if h.db == nil {
-		return Result{}, errors.New("notify: no database")
-	}
-	ev, err := h.loadEvent(ctx, p)
-	if err != nil || ev == nil {
+	out, err := h.run(ctx, []pipeline.TaskPayload{p})
+	if err != nil {
 		return Result{}, err
 	}
-	pl, err := h.plan(ctx, ev)
-	if err != nil || pl == nil {
-		return Result{}, err
-	}
-	res := Result{Kind: pl.kind}
-	var firstErr error
-	for _, r := range pl.to {
-		st, err := h.deliver(ctx, ev, pl, r)
-		switch st {
-		case StatusSent:
-			res.Sent++
-		case StatusSuppressed:
-			res.Suppressed++
-		case StatusFailed:
-			res.Failed++
-		case "":
-			res.Done++
-		}
-		if err != nil {
-			firstErr = cmp.Or(firstErr, err)
-		}
-	}
-	return res, firstErr
+	return out[0].res, out[0].err
 }
 
-// loadEvent reads the event of p back from the outbox; nil when it was
-// swept (a task more than a week old: nothing sensible to send).
-func (h *Handler) loadEvent(ctx context.Context, p pipeline.TaskPayload) (*pipeline.Event, error) {
-	var rows []struct{ Payload []byte }
-	err := h.db.WithContext(ctx).Raw(`SELECT payload FROM outbox WHERE event_id = ?`, p.EventID).Scan(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("notify: read event %s: %w", p.EventID, err)
+// ProcessBatch implements workers.BatchProcessor: the events (all of one
+// organisation) are loaded, planned and claimed together (run), then sent
+// one by one. An event that fails is in failed and is retried on its own.
+// When loading or claiming fails for the batch (the database refused one
+// row, say), each event is run on its own instead, so only the bad one
+// fails; a database that is unavailable, or ctx ending, fails the batch.
+func (h *Handler) ProcessBatch(ctx context.Context, events []pipeline.TaskPayload) (map[int]error, error) {
+	out, err := h.run(ctx, events)
+	if err == nil {
+		failed := map[int]error{}
+		for i, o := range out {
+			if o.err != nil {
+				failed[i] = o.err
+			}
+		}
+		return failed, nil
 	}
-	if len(rows) == 0 {
-		h.log.WarnContext(ctx, "notify: event no longer in the outbox; nothing sent", "event_id", p.EventID, "ticket_id", p.TicketID)
-		return nil, nil
+	if ctx.Err() != nil || apperr.IsKind(database.Classify(err), apperr.Unavailable) {
+		return nil, err
 	}
-	var ev pipeline.Event
-	if err := json.Unmarshal(rows[0].Payload, &ev); err != nil {
-		return nil, fmt.Errorf("notify: event %s: %w: %w", p.EventID, err, asynq.SkipRetry)
+	h.log.WarnContext(ctx, "notify: batch failed; running its events one by one", "events", len(events), "err", err)
+	failed := map[int]error{}
+	for i, p := range events {
+		if err := ctx.Err(); err != nil {
+			return nil, err // the batch runs again; events done are no-ops then
+		}
+		if _, err := h.Process(ctx, p); err != nil {
+			failed[i] = err
+		}
 	}
-	if ev.OrgID != p.OrgID || ev.TicketID != p.TicketID {
-		return nil, fmt.Errorf("notify: event %s names another ticket than its task: %w", p.EventID, asynq.SkipRetry)
-	}
-	return &ev, nil
+	return failed, nil
 }
 
 func (h *Handler) count(kind, status string) { h.total.WithLabelValues(kind, status).Inc() }

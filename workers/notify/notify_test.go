@@ -44,7 +44,7 @@ const (
 )
 
 type fx struct {
-	t                        *testing.T
+	t                        testing.TB
 	db                       *gorm.DB
 	org                      uuid.UUID
 	customer, agent, manager uuid.UUID
@@ -57,7 +57,7 @@ type fx struct {
 }
 
 // sender sends plain SMTP to addr (a loopback server).
-func sender(t *testing.T, addr string) *mailer.Sender {
+func sender(t testing.TB, addr string) *mailer.Sender {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	require.NoError(t, err)
@@ -68,9 +68,15 @@ func sender(t *testing.T, addr string) *mailer.Sender {
 	return s
 }
 
-func newFx(t *testing.T) *fx {
+func newFx(t testing.TB) *fx {
 	t.Helper()
 	db, _ := testenv.DB(t)
+	return newFxDB(t, db)
+}
+
+// newFxDB sets up an organisation, its users and its mailbox in db.
+func newFxDB(t testing.TB, db *gorm.DB) *fx {
+	t.Helper()
 	ms := testenv.Mail(t)
 	f := &fx{t: t, db: db, smtpAddr: ms.SMTP, org: uuid.Must(uuid.NewV7()), customer: uuid.Must(uuid.NewV7()), agent: uuid.Must(uuid.NewV7()),
 		manager: uuid.Must(uuid.NewV7()), signer: mailthread.NewSigner([]byte("notify test secret, 32 bytes or more")),
@@ -259,7 +265,7 @@ func refs(env *enmime.Envelope) []string {
 	return out
 }
 
-func address(t *testing.T, env *enmime.Envelope, header string) string {
+func address(t testing.TB, env *enmime.Envelope, header string) string {
 	t.Helper()
 	as, err := env.AddressList(header)
 	require.NoError(t, err)

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,9 +31,15 @@ type ticketRow struct {
 	SourceMessageID *string
 	AutoSubmitted   bool
 	IsDuplicateOf   *uuid.UUID
-	OrgName         string
-	OrgTimezone     string
-	OrgSettings     string
+	// AckedBy lists (comma-separated) the events that have an
+	// acknowledgement row for the ticket.
+	AckedBy *string
+	// CSATAnswered: nil when the ticket has no survey.
+	CSATAnswered *bool
+	// From the organisation (orgRow).
+	OrgName     string `gorm:"-"`
+	OrgTimezone string `gorm:"-"`
+	OrgSettings string `gorm:"-"`
 }
 
 type userRow struct {
@@ -41,6 +49,35 @@ type userRow struct {
 	Role           models.Role
 	IsActive       bool
 	EmailBouncedAt *time.Time
+}
+
+// orgRow is the organisation of a run, with its first active mailbox.
+type orgRow struct {
+	Name, Timezone, Settings string
+	BoxAddress, BoxName      *string
+}
+
+type commentRow struct {
+	ID          uuid.UUID
+	TicketID    uuid.UUID
+	Content     string
+	ContentHTML *string
+	IsInternal  bool
+	AuthorID    *uuid.UUID
+	AuthorName  *string
+	AuthorRole  *models.Role
+}
+
+// facts is what the plans of a run read from the database, loaded with
+// one query per kind for all its events (loadFacts).
+type facts struct {
+	org      orgRow
+	tickets  map[uuid.UUID]*ticketRow
+	users    map[uuid.UUID]userRow // requesters, and the assignees of SLA events
+	comments map[uuid.UUID]commentRow
+	// acks maps a ticket to the events that have (or, planned earlier in
+	// this run, will have) an acknowledgement row for it.
+	acks map[uuid.UUID][]uuid.UUID
 }
 
 // recipient is one addressee of a plan; suppress, when set, is why they
@@ -62,9 +99,141 @@ type plan struct {
 	view    view
 }
 
-// plan decides what ev calls for; nil when no mail at all.
-func (h *Handler) plan(ctx context.Context, ev *pipeline.Event) (*plan, error) {
-	var build func(context.Context, *pipeline.Event, *plan) (bool, error)
+// mails reports whether an event of type typ may call for mail.
+func mails(typ string) bool {
+	switch typ {
+	case pipeline.EventDedupPassed, pipeline.EventCommentAdded, pipeline.EventStatusChanged,
+		pipeline.EventSLAThreshold, pipeline.EventSLABreached:
+		return true
+	}
+	return false
+}
+
+// commentOf is the comment a comment.added event names.
+func commentOf(ev *pipeline.Event) (uuid.UUID, error) {
+	var d struct {
+		CommentID uuid.UUID `json:"comment_id"`
+	}
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		return uuid.Nil, err
+	}
+	if d.CommentID == uuid.Nil {
+		return uuid.Nil, errors.New("no comment id")
+	}
+	return d.CommentID, nil
+}
+
+// loadFacts loads what the plans of evs (nil entries skipped) need, all
+// in the organisation orgID: the organisation and its mailbox, the
+// tickets (with their acknowledgements and survey), the requesters and
+// assignees, the comments.
+func (h *Handler) loadFacts(ctx context.Context, orgID uuid.UUID, evs []*pipeline.Event) (*facts, error) {
+	f := &facts{tickets: map[uuid.UUID]*ticketRow{}, users: map[uuid.UUID]userRow{},
+		comments: map[uuid.UUID]commentRow{}, acks: map[uuid.UUID][]uuid.UUID{}}
+	var ticketIDs, commentIDs []uuid.UUID
+	sla := map[uuid.UUID]bool{} // tickets whose assignee is named in an escalation
+	for _, ev := range evs {
+		if ev == nil || !mails(ev.Type) {
+			continue
+		}
+		ticketIDs = append(ticketIDs, ev.TicketID)
+		switch ev.Type {
+		case pipeline.EventCommentAdded:
+			if id, err := commentOf(ev); err == nil {
+				commentIDs = append(commentIDs, id)
+			}
+		case pipeline.EventSLAThreshold, pipeline.EventSLABreached:
+			sla[ev.TicketID] = true
+		}
+	}
+	if len(ticketIDs) == 0 {
+		return f, nil
+	}
+	db := h.db.WithContext(ctx)
+	var orgs []orgRow
+	err := db.Raw(`SELECT o.name, o.timezone, o.settings::text AS settings, m.address AS box_address, m.name AS box_name
+		FROM organizations o LEFT JOIN LATERAL (SELECT address, name FROM mailboxes
+			WHERE org_id = o.id AND is_active ORDER BY created_at, id LIMIT 1) m ON true
+		WHERE o.id = ?`, orgID).Scan(&orgs).Error
+	if err != nil {
+		return nil, fmt.Errorf("notify: load organisation %s: %w", orgID, err)
+	}
+	if len(orgs) == 0 {
+		return f, nil // no organisation, no tickets
+	}
+	f.org = orgs[0]
+	var tickets []*ticketRow
+	err = db.Raw(`SELECT t.id, t.org_id, t.number, t.subject, t.status, t.priority, t.requester_id,
+			t.assigned_to, t.source_message_id, t.auto_submitted, t.is_duplicate_of,
+			(SELECT string_agg(n.event_id::text, ',') FROM notifications n
+			 WHERE n.org_id = t.org_id AND n.ticket_id = t.id AND n.kind = ?) AS acked_by,
+			(SELECT s.responded_at IS NOT NULL FROM csat_surveys s WHERE s.org_id = t.org_id AND s.ticket_id = t.id) AS csat_answered
+		FROM tickets t WHERE t.org_id = ? AND t.id = ANY(?::uuid[])`,
+		KindTicketReceived, orgID, uuidArray(ticketIDs)).Scan(&tickets).Error
+	if err != nil {
+		return nil, fmt.Errorf("notify: load tickets: %w", err)
+	}
+	var userIDs []uuid.UUID
+	for _, t := range tickets {
+		t.OrgName, t.OrgTimezone, t.OrgSettings = f.org.Name, f.org.Timezone, f.org.Settings
+		f.tickets[t.ID] = t
+		if t.AckedBy != nil {
+			for s := range strings.SplitSeq(*t.AckedBy, ",") {
+				if id, err := uuid.Parse(s); err == nil {
+					f.acks[t.ID] = append(f.acks[t.ID], id)
+				}
+			}
+		}
+		userIDs = append(userIDs, t.RequesterID)
+		if sla[t.ID] && t.AssignedTo != nil {
+			userIDs = append(userIDs, *t.AssignedTo)
+		}
+	}
+	if len(userIDs) > 0 {
+		var users []userRow
+		err := db.Raw(`SELECT `+userColumns+` FROM users WHERE org_id = ? AND id = ANY(?::uuid[])`,
+			orgID, uuidArray(userIDs)).Scan(&users).Error
+		if err != nil {
+			return nil, fmt.Errorf("notify: load requesters: %w", err)
+		}
+		for _, u := range users {
+			f.users[u.ID] = u
+		}
+	}
+	if len(commentIDs) > 0 {
+		var comments []commentRow
+		err := db.Raw(`SELECT c.id, c.ticket_id, c.content, c.content_html, c.is_internal, c.author_id,
+				u.name AS author_name, u.role AS author_role
+			FROM comments c LEFT JOIN users u ON u.org_id = c.org_id AND u.id = c.author_id
+			WHERE c.org_id = ? AND c.id = ANY(?::uuid[])`, orgID, uuidArray(commentIDs)).Scan(&comments).Error
+		if err != nil {
+			return nil, fmt.Errorf("notify: load comments: %w", err)
+		}
+		for _, c := range comments {
+			f.comments[c.ID] = c
+		}
+	}
+	return f, nil
+}
+
+// uuidArray is ids as a PostgreSQL array literal, for ?::uuid[] (one
+// statement text whatever the number of ids).
+func uuidArray(ids []uuid.UUID) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(id.String())
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// plan decides what ev calls for, from f; nil when no mail at all.
+func (h *Handler) plan(ctx context.Context, ev *pipeline.Event, f *facts) (*plan, error) {
+	var build func(context.Context, *pipeline.Event, *plan, *facts) (bool, error)
 	switch ev.Type {
 	case pipeline.EventDedupPassed:
 		build = h.planAck
@@ -77,56 +246,44 @@ func (h *Handler) plan(ctx context.Context, ev *pipeline.Event) (*plan, error) {
 	default:
 		return nil, nil
 	}
-	t, err := h.loadTicket(ctx, ev.OrgID, ev.TicketID)
-	if err != nil || t == nil {
-		return nil, err
+	t := f.tickets[ev.TicketID]
+	if t == nil {
+		h.log.WarnContext(ctx, "notify: ticket not found; nothing sent", "ticket_id", ev.TicketID, "org_id", ev.OrgID)
+		return nil, nil
 	}
 	pl := &plan{t: t, view: view{Org: t.OrgName, Number: t.Number, Subject: oneLine(t.Subject, 200),
 		Link: h.link("/portal/tickets/" + t.ID.String())}}
-	ok, err := build(ctx, ev, pl)
+	ok, err := build(ctx, ev, pl, f)
 	if err != nil || !ok {
 		return nil, err
 	}
 	if !pl.staff && h.cfg.Signer == nil {
 		return nil, fmt.Errorf("notify: no token signer configured")
 	}
-	if err := h.sender(ctx, pl); err != nil {
-		return nil, err
+	h.sender(pl, f.org)
+	if pl.kind == KindTicketReceived {
+		// Its row is written with the run's: later events of the run see
+		// the ticket acknowledged, as they would one by one.
+		f.acks[t.ID] = append(f.acks[t.ID], ev.ID)
 	}
 	return pl, nil
-}
-
-func (h *Handler) loadTicket(ctx context.Context, orgID, id uuid.UUID) (*ticketRow, error) {
-	var rows []ticketRow
-	err := h.db.WithContext(ctx).Raw(`SELECT t.id, t.org_id, t.number, t.subject, t.status, t.priority, t.requester_id,
-			t.assigned_to, t.source_message_id, t.auto_submitted, t.is_duplicate_of,
-			o.name AS org_name, o.timezone AS org_timezone, o.settings::text AS org_settings
-		FROM tickets t JOIN organizations o ON o.id = t.org_id
-		WHERE t.org_id = ? AND t.id = ?`, orgID, id).Scan(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("notify: load ticket %s: %w", id, err)
-	}
-	if len(rows) == 0 {
-		h.log.WarnContext(ctx, "notify: ticket not found; nothing sent", "ticket_id", id, "org_id", orgID)
-		return nil, nil
-	}
-	return &rows[0], nil
 }
 
 const userColumns = `id, email, name, role, is_active, email_bounced_at`
 
 // requester is the ticket's requester as a recipient.
-func (h *Handler) requester(ctx context.Context, t *ticketRow) (recipient, error) {
-	var u userRow
-	err := h.db.WithContext(ctx).Raw(`SELECT `+userColumns+` FROM users WHERE org_id = ? AND id = ?`,
-		t.OrgID, t.RequesterID).Scan(&u).Error
-	if err != nil {
-		return recipient{}, fmt.Errorf("notify: load requester: %w", err)
-	}
-	if u.ID == uuid.Nil {
+func (f *facts) requester(t *ticketRow) (recipient, error) {
+	u, ok := f.users[t.RequesterID]
+	if !ok {
 		return recipient{}, fmt.Errorf("notify: requester %s of ticket %s not found", t.RequesterID, t.ID)
 	}
 	return recipient{user: u, suppress: userSuppressed(u)}, nil
+}
+
+// acked reports whether the ticket has an acknowledgement other than
+// eventID's.
+func (f *facts) acked(ticketID, eventID uuid.UUID) bool {
+	return slices.ContainsFunc(f.acks[ticketID], func(id uuid.UUID) bool { return id != eventID })
 }
 
 // userSuppressed is why u gets no mail at all, or "".
@@ -141,21 +298,14 @@ func userSuppressed(u userRow) string {
 }
 
 // planAck: the acknowledgement of a new ticket. The rate limit is
-// applied when the row is claimed (deliver), under a lock per address.
-func (h *Handler) planAck(ctx context.Context, ev *pipeline.Event, pl *plan) (bool, error) {
+// applied when the row is claimed, under a lock per address.
+func (h *Handler) planAck(_ context.Context, ev *pipeline.Event, pl *plan, f *facts) (bool, error) {
 	pl.kind = KindTicketReceived
-	r, err := h.requester(ctx, pl.t)
+	r, err := f.requester(pl.t)
 	if err != nil {
 		return false, err
 	}
 	if r.suppress == "" {
-		var acked bool
-		err := h.db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM notifications
-			WHERE org_id = ? AND ticket_id = ? AND kind = ? AND event_id <> ?)`,
-			pl.t.OrgID, pl.t.ID, KindTicketReceived, ev.ID).Scan(&acked).Error
-		if err != nil {
-			return false, fmt.Errorf("notify: earlier acknowledgement: %w", err)
-		}
 		switch {
 		case h.cfg.AckLimit < 0:
 			r.suppress = ReasonAcksOff
@@ -163,7 +313,7 @@ func (h *Handler) planAck(ctx context.Context, ev *pipeline.Event, pl *plan) (bo
 			r.suppress = ReasonDuplicate
 		case pl.t.AutoSubmitted:
 			r.suppress = ReasonAutoSubmitted
-		case acked:
+		case f.acked(pl.t.ID, ev.ID):
 			r.suppress = ReasonAcknowledged
 		}
 	}
@@ -174,36 +324,19 @@ func (h *Handler) planAck(ctx context.Context, ev *pipeline.Event, pl *plan) (bo
 // planReply: a public staff reply to the requester. The comment is read
 // from the database: an internal note is never mailed, whatever the event
 // claims.
-func (h *Handler) planReply(ctx context.Context, ev *pipeline.Event, pl *plan) (bool, error) {
-	var d struct {
-		CommentID uuid.UUID `json:"comment_id"`
-	}
-	if err := json.Unmarshal(ev.Data, &d); err != nil || d.CommentID == uuid.Nil {
+func (h *Handler) planReply(ctx context.Context, ev *pipeline.Event, pl *plan, f *facts) (bool, error) {
+	id, err := commentOf(ev)
+	if err != nil {
 		h.log.WarnContext(ctx, "notify: comment.added without a comment id; nothing sent", "event_id", ev.ID, "err", err)
 		return false, nil
 	}
-	var rows []struct {
-		Content     string
-		ContentHTML *string
-		IsInternal  bool
-		AuthorID    *uuid.UUID
-		AuthorName  *string
-		AuthorRole  *models.Role
-	}
-	err := h.db.WithContext(ctx).Raw(`SELECT c.content, c.content_html, c.is_internal, c.author_id,
-			u.name AS author_name, u.role AS author_role
-		FROM comments c LEFT JOIN users u ON u.org_id = c.org_id AND u.id = c.author_id
-		WHERE c.org_id = ? AND c.ticket_id = ? AND c.id = ?`, pl.t.OrgID, pl.t.ID, d.CommentID).Scan(&rows).Error
-	if err != nil {
-		return false, fmt.Errorf("notify: load comment %s: %w", d.CommentID, err)
-	}
-	if len(rows) == 0 {
+	c, ok := f.comments[id]
+	if !ok || c.TicketID != pl.t.ID {
 		return false, nil // deleted since
 	}
-	c := rows[0]
 	switch {
 	case c.IsInternal:
-		h.log.InfoContext(ctx, "notify: internal note; never e-mailed", "ticket_id", pl.t.ID, "comment_id", d.CommentID)
+		h.log.InfoContext(ctx, "notify: internal note; never e-mailed", "ticket_id", pl.t.ID, "comment_id", id)
 		return false, nil
 	case c.AuthorID == nil || c.AuthorRole == nil || !c.AuthorRole.IsStaff() || *c.AuthorID == pl.t.RequesterID:
 		return false, nil // the requester's side wrote it
@@ -220,7 +353,7 @@ func (h *Handler) planReply(ctx context.Context, ev *pipeline.Event, pl *plan) (
 		reply.HTML = textHTML(c.Content)
 	}
 	pl.view.Reply = reply
-	r, err := h.requester(ctx, pl.t)
+	r, err := f.requester(pl.t)
 	if err != nil {
 		return false, err
 	}
@@ -242,7 +375,7 @@ func customerStatus(from, to models.TicketStatus) bool {
 
 // planStatus: a status change the requester cares about; resolution
 // invites to the CSAT survey.
-func (h *Handler) planStatus(ctx context.Context, ev *pipeline.Event, pl *plan) (bool, error) {
+func (h *Handler) planStatus(ctx context.Context, ev *pipeline.Event, pl *plan, f *facts) (bool, error) {
 	var d struct {
 		From   models.TicketStatus `json:"from"`
 		To     models.TicketStatus `json:"to"`
@@ -261,19 +394,11 @@ func (h *Handler) planStatus(ctx context.Context, ev *pipeline.Event, pl *plan) 
 	if d.From == models.StatusResolved && d.To == models.StatusInProgress {
 		pl.view.Status = "reopened"
 	}
-	if d.To == models.StatusResolved {
-		var answered []bool
-		err := h.db.WithContext(ctx).Raw(`SELECT responded_at IS NOT NULL FROM csat_surveys WHERE org_id = ? AND ticket_id = ?`,
-			pl.t.OrgID, pl.t.ID).Scan(&answered).Error
-		if err != nil {
-			return false, fmt.Errorf("notify: csat survey: %w", err)
-		}
-		if len(answered) == 0 || !answered[0] {
-			pl.kind, pl.csat = KindCSATInvitation, true
-			pl.view.Link += "#csat"
-		}
+	if d.To == models.StatusResolved && (pl.t.CSATAnswered == nil || !*pl.t.CSATAnswered) {
+		pl.kind, pl.csat = KindCSATInvitation, true
+		pl.view.Link += "#csat"
 	}
-	r, err := h.requester(ctx, pl.t)
+	r, err := f.requester(pl.t)
 	if err != nil {
 		return false, err
 	}
@@ -285,7 +410,7 @@ func (h *Handler) planStatus(ctx context.Context, ev *pipeline.Event, pl *plan) 
 }
 
 // planSLA: an escalation to the staff the rule names, or to the managers.
-func (h *Handler) planSLA(ctx context.Context, ev *pipeline.Event, pl *plan) (bool, error) {
+func (h *Handler) planSLA(ctx context.Context, ev *pipeline.Event, pl *plan, f *facts) (bool, error) {
 	var d slacore.FiredData
 	if err := json.Unmarshal(ev.Data, &d); err != nil {
 		h.log.WarnContext(ctx, "notify: unreadable SLA event; nothing sent", "event_id", ev.ID, "err", err)
@@ -302,13 +427,8 @@ func (h *Handler) planSLA(ctx context.Context, ev *pipeline.Event, pl *plan) (bo
 		Percent: d.Percent, Due: d.DueAt.In(loc).Format("Mon 2 Jan 2006 15:04 MST"), Policy: oneLine(d.PolicyName, 200),
 		Priority: string(pl.t.Priority)}
 	if pl.t.AssignedTo != nil {
-		var name []string
-		if err := h.db.WithContext(ctx).Raw(`SELECT name FROM users WHERE org_id = ? AND id = ?`, pl.t.OrgID, *pl.t.AssignedTo).
-			Scan(&name).Error; err != nil {
-			return false, fmt.Errorf("notify: assignee: %w", err)
-		}
-		if len(name) > 0 {
-			s.Assignee = oneLine(name[0], 100)
+		if u, ok := f.users[*pl.t.AssignedTo]; ok {
+			s.Assignee = oneLine(u.Name, 100)
 		}
 	}
 	pl.view.SLA = s
@@ -367,17 +487,11 @@ func (h *Handler) escalationStaff(ctx context.Context, t *ticketRow, notify []st
 // organisation's mailbox (Reply-To plus-addressed with the ticket token)
 // or the default sender; mail to staff from the default sender first, so
 // an answer does not land in the support mailbox.
-func (h *Handler) sender(ctx context.Context, pl *plan) error {
-	var boxes []struct{ Address, Name string }
-	err := h.db.WithContext(ctx).Raw(`SELECT address, name FROM mailboxes WHERE org_id = ? AND is_active
-		ORDER BY created_at, id LIMIT 1`, pl.t.OrgID).Scan(&boxes).Error
-	if err != nil {
-		return fmt.Errorf("notify: mailbox: %w", err)
-	}
+func (h *Handler) sender(pl *plan, org orgRow) {
 	display := func(name string) string { return oneLine(cmp.Or(strings.TrimSpace(name), pl.t.OrgName), 100) }
 	var box *mail.Address
-	if len(boxes) > 0 {
-		box = &mail.Address{Name: display(boxes[0].Name), Address: boxes[0].Address}
+	if org.BoxAddress != nil {
+		box = &mail.Address{Name: display(deref(org.BoxName)), Address: *org.BoxAddress}
 	}
 	var def *mail.Address
 	if h.from != nil {
@@ -396,7 +510,13 @@ func (h *Handler) sender(ctx context.Context, pl *plan) error {
 	if box != nil && !pl.staff {
 		pl.replyTo = &mail.Address{Name: box.Name, Address: h.cfg.Signer.ReplyTo(box.Address, pl.t.ID, pl.t.Number)}
 	}
-	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func (h *Handler) link(path string) string {

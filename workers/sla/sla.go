@@ -13,6 +13,12 @@
 //     threshold was crossed and still holds, records it once
 //     (internal/sla.Fire).
 //
+// The dispatcher hands the first two over in batches (several events of
+// one organisation in one task): ProcessBatch starts the new tickets'
+// clocks in one transaction and reads and schedules for all the batch's
+// tickets at once; a one-event task (a retry) runs as a batch of one, so
+// both do the same. Timers always run alone.
+//
 // # Why timers are never lost
 //
 // A clock's change and its ticket.sla_changed event commit in one
@@ -53,6 +59,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,7 +69,6 @@ import (
 	"gorm.io/gorm"
 
 	slacore "github.com/atumdesk/atumdesk/internal/sla"
-	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
 )
 
@@ -159,93 +166,41 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("sla: %w: %w", err, asynq.SkipRetry)
 	}
-	switch p.EventType {
-	case TimerEventType:
-		var tp timerPayload
-		if err := json.Unmarshal(t.Payload(), &tp); err != nil || !tp.Timer.Metric.Valid() || tp.Timer.TicketID != p.TicketID || tp.Timer.OrgID != p.OrgID {
-			return fmt.Errorf("sla: bad timer payload: %w", asynq.SkipRetry)
-		}
-		return h.Fire(ctx, tp.Timer)
-	case pipeline.EventTicketCreated:
-		if _, err := slacore.Start(ctx, h.db, p.OrgID, p.TicketID, h.cfg.Now()); err != nil {
-			return err
-		}
-		_, err := h.Schedule(ctx, p.OrgID, p.TicketID)
+	if p.EventType != TimerEventType {
+		return h.process(ctx, p)
+	}
+	var tp timerPayload
+	if err := json.Unmarshal(t.Payload(), &tp); err != nil || !tp.Timer.Metric.Valid() || tp.Timer.TicketID != p.TicketID || tp.Timer.OrgID != p.OrgID {
+		return fmt.Errorf("sla: bad timer payload: %w", asynq.SkipRetry)
+	}
+	return h.Fire(ctx, tp.Timer)
+}
+
+// process runs one event that is not a timer: a batch of one (batch.go),
+// so the one-event path (retries) and batches do the same.
+func (h *Handler) process(ctx context.Context, p pipeline.TaskPayload) error {
+	failed, err := h.run(ctx, []pipeline.TaskPayload{p})
+	if err != nil {
 		return err
-	case pipeline.EventSLAChanged:
-		return h.changed(ctx, p)
+	}
+	return failed[0]
+}
+
+// ignore answers an event this stage does not run: a timer without its
+// timer (only a timer task's own payload has it) cannot run, anything
+// else is not for this stage.
+func (h *Handler) ignore(ctx context.Context, p pipeline.TaskPayload) error {
+	if p.EventType == TimerEventType {
+		return fmt.Errorf("sla: timer event %s without its timer: %w", p.EventID, asynq.SkipRetry)
 	}
 	h.log.WarnContext(ctx, "sla: task for an event this stage does not handle; ignored", "event_type", p.EventType, "event_id", p.EventID)
 	return nil
 }
 
-// changed handles a ticket.sla_changed event: metrics of the clocks it
-// met (once per event), the stale timers dropped, the timers scheduled.
-func (h *Handler) changed(ctx context.Context, p pipeline.TaskPayload) error {
-	data, err := h.eventData(ctx, p.EventID)
-	if err != nil {
-		return err
-	}
-	if data != nil && len(data.Met) > 0 {
-		first, err := h.firstTime(ctx, p.EventID)
-		if err != nil {
-			return err
-		}
-		if first {
-			h.metrics.observeMet(data.Met)
-		}
-	}
-	if data != nil {
-		h.dropStale(ctx, p, data)
-	}
-	_, err = h.Schedule(ctx, p.OrgID, p.TicketID)
-	return err
-}
-
-// eventData reads the event's data from the outbox (published rows are
-// kept for days; the task runs within seconds). nil when it is gone.
-func (h *Handler) eventData(ctx context.Context, eventID uuid.UUID) (*slacore.ChangedData, error) {
-	var rows []struct{ Payload models.JSONB }
-	err := h.db.WithContext(ctx).Raw(`SELECT payload FROM outbox WHERE event_id = ?`, eventID).Scan(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("sla: read event %s: %w", eventID, err)
-	}
-	if len(rows) == 0 {
-		return nil, nil
-	}
-	var ev pipeline.Event
-	var data slacore.ChangedData
-	if err := json.Unmarshal(rows[0].Payload, &ev); err != nil || json.Unmarshal(ev.Data, &data) != nil {
-		h.log.WarnContext(ctx, "sla: undecodable sla_changed event", "event_id", eventID, "err", err)
-		return nil, nil
-	}
-	return &data, nil
-}
-
-// firstTime records that this stage has handled the event, reporting
-// whether it had not before.
-func (h *Handler) firstTime(ctx context.Context, eventID uuid.UUID) (bool, error) {
-	res := h.db.WithContext(ctx).Exec(`INSERT INTO processed_events (consumer, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING`,
-		Consumer, eventID)
-	if res.Error != nil {
-		return false, fmt.Errorf("sla: inbox: %w", res.Error)
-	}
-	return res.RowsAffected == 1, nil
-}
-
-// dropStale deletes the timers of the due times the change replaced,
-// unless the ticket has that due time again. Best effort: a timer left
-// behind finds another due time when it runs and does nothing. Schedule
-// runs after it and re-reads the ticket, so a due time that came back in
-// between is scheduled again.
-func (h *Handler) dropStale(ctx context.Context, p pipeline.TaskPayload, data *slacore.ChangedData) {
-	if h.insp == nil {
-		return
-	}
-	plan, err := slacore.Pending(ctx, h.db, p.OrgID, p.TicketID)
-	if err != nil {
-		return
-	}
+// staleTimers lists the timers of the due times a ticket.sla_changed
+// event (p, data) replaced, unless the ticket has that due time again
+// (plan, read after the change): those to drop.
+func staleTimers(p pipeline.TaskPayload, data *slacore.ChangedData, plan slacore.Plan) []slacore.Timer {
 	prev := []*time.Time{data.Previous.FirstResponseDueAt, data.Previous.ResolutionDueAt}
 	var stale [2]*time.Time
 	for i, m := range slacore.Metrics {
@@ -257,33 +212,30 @@ func (h *Handler) dropStale(ctx context.Context, p pipeline.TaskPayload, data *s
 	if percents == nil {
 		percents = []int{slacore.BreachPercent}
 	}
-	for _, tm := range slacore.TimersFor(p.OrgID, p.TicketID, percents, stale[0], stale[1]) {
+	return slacore.TimersFor(p.OrgID, p.TicketID, percents, stale[0], stale[1])
+}
+
+// drop deletes timers from Redis, several at a time. Best effort: a timer
+// left behind finds another due time when it runs and does nothing.
+func (h *Handler) drop(ctx context.Context, timers []slacore.Timer) {
+	eachTimer(timers, func(tm slacore.Timer) {
 		err := h.insp.DeleteTask(pipeline.QueueSLA, tm.TaskID())
 		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
 			h.log.DebugContext(ctx, "sla: stale timer not deleted", "task_id", tm.TaskID(), "err", err)
 		}
-	}
+	})
 }
 
 // Schedule enqueues the timers the ticket's clocks need now (see
 // internal/sla.Pending), each under its deterministic task id, so calling
 // it again adds nothing. It returns how many were new.
 func (h *Handler) Schedule(ctx context.Context, orgID, ticketID uuid.UUID) (int, error) {
-	plan, err := slacore.Pending(ctx, h.db, orgID, ticketID)
+	plans, err := slacore.PendingAll(ctx, h.db, orgID, []uuid.UUID{ticketID})
 	if err != nil {
 		return 0, err
 	}
-	n := 0
-	for _, tm := range plan.Timers {
-		added, err := h.enqueue(ctx, tm)
-		if err != nil {
-			return n, err
-		}
-		if added {
-			n++
-		}
-	}
-	return n, nil
+	n, errs := h.scheduleAll(ctx, plans)
+	return n, errs[ticketID]
 }
 
 func (h *Handler) enqueue(ctx context.Context, tm slacore.Timer) (bool, error) {
@@ -390,12 +342,20 @@ func (h *Handler) Reconcile(ctx context.Context) (int, error) {
 		if err != nil {
 			return total, err
 		}
+		byOrg := map[uuid.UUID][]uuid.UUID{}
 		for _, k := range keys {
-			n, err := h.Schedule(ctx, k.OrgID, k.ID)
+			byOrg[k.OrgID] = append(byOrg[k.OrgID], k.ID)
+		}
+		for orgID, ids := range byOrg {
+			plans, err := slacore.PendingAll(ctx, h.db, orgID, ids)
 			if err != nil {
 				return total, err
 			}
+			n, errs := h.scheduleAll(ctx, plans)
 			total += n
+			if err := errors.Join(slices.Collect(maps.Values(errs))...); err != nil {
+				return total, err
+			}
 		}
 		if len(keys) < 500 {
 			return total, nil

@@ -2,6 +2,7 @@ package sla_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -33,9 +34,10 @@ import (
 const pollInterval = 100 * time.Millisecond
 
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	db       *gorm.DB
+	sqlDB    *sql.DB
 	redis    asynq.RedisConnOpt
 	org      uuid.UUID
 	customer uuid.UUID
@@ -48,15 +50,15 @@ type fixture struct {
 // newFixture seeds the demo and adds a 24×7 policy for one service whose
 // clock starts at creation: first response 1 minute, resolution 1 hour,
 // with the escalation rules given.
-func newFixture(t *testing.T, rules []map[string]any) *fixture {
+func newFixture(t testing.TB, rules []map[string]any) *fixture {
 	t.Helper()
-	db, _ := testenv.DB(t)
+	db, sqlDB := testenv.DB(t)
 	ctx := context.Background()
 	_, err := seed.Demo(ctx, db, "correct horse battery staple")
 	require.NoError(t, err)
 	opt, err := asynq.ParseRedisURI(testenv.RedisURL(t))
 	require.NoError(t, err)
-	f := &fixture{t: t, ctx: ctx, db: db, redis: opt, reg: prometheus.NewRegistry()}
+	f := &fixture{t: t, ctx: ctx, db: db, sqlDB: sqlDB, redis: opt, reg: prometheus.NewRegistry()}
 	require.NoError(t, db.Raw(`SELECT org_id, id FROM users WHERE email = 'customer_user@acme.test'`).Row().Scan(&f.org, &f.customer))
 	require.NoError(t, db.Raw(`SELECT id FROM services WHERE org_id = ? AND name = 'Access Requests'`, f.org).Row().Scan(&f.service))
 	in := map[string]any{"name": "Fast", "service_id": f.service, "clock_start": "created", "use_business_hours": false,
