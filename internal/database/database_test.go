@@ -7,6 +7,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/atumdesk/atumdesk/internal/apperr"
@@ -32,5 +33,15 @@ func TestClassify(t *testing.T) {
 	}
 	if Classify(nil) != nil {
 		t.Error("nil must stay nil")
+	}
+}
+
+func TestUUIDArray(t *testing.T) {
+	a, b := uuid.MustParse("01a216b4-852a-7c99-80dc-2ec40c7f519f"), uuid.MustParse("0195b2a0-0000-7000-8000-000000000001")
+	if got, want := UUIDArray([]uuid.UUID{a, b}), "{"+a.String()+","+b.String()+"}"; got != want {
+		t.Fatalf("UUIDArray = %q, want %q", got, want)
+	}
+	if got := UUIDArray(nil); got != "{}" {
+		t.Fatalf("UUIDArray(nil) = %q", got)
 	}
 }

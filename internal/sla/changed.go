@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/atumdesk/atumdesk/internal/database"
 	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
 )
@@ -21,7 +22,7 @@ func ChangedEvents(ctx context.Context, db *gorm.DB, eventIDs []uuid.UUID) (map[
 		EventID uuid.UUID
 		Payload models.JSONB
 	}
-	err := db.WithContext(ctx).Raw(`SELECT event_id, payload FROM outbox WHERE event_id = ANY(?::uuid[])`, uuidArray(eventIDs)).
+	err := db.WithContext(ctx).Raw(`SELECT event_id, payload FROM outbox WHERE event_id = ANY(?::uuid[])`, database.UUIDArray(eventIDs)).
 		Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("sla: read %d event(s): %w", len(eventIDs), err)
@@ -48,7 +49,7 @@ func FirstSeen(ctx context.Context, db *gorm.DB, consumer string, ids []uuid.UUI
 	}
 	var rows []struct{ EventID uuid.UUID }
 	err := db.WithContext(ctx).Raw(`INSERT INTO processed_events (consumer, event_id) SELECT ?, unnest(?::uuid[])
-		ON CONFLICT DO NOTHING RETURNING event_id`, consumer, uuidArray(ids)).Scan(&rows).Error
+		ON CONFLICT DO NOTHING RETURNING event_id`, consumer, database.UUIDArray(ids)).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("sla: inbox: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/atumdesk/atumdesk/internal/businesstime"
+	"github.com/atumdesk/atumdesk/internal/database"
 	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
 )
@@ -255,7 +256,7 @@ func (s *syncer) prefetch(orgID uuid.UUID, ids []uuid.UUID) error {
 	if len(need) == 0 {
 		return nil
 	}
-	ps, err := loadPolicies(s.tx, `org_id = ? AND id = ANY(?::uuid[])`, orgID, uuidArray(need))
+	ps, err := loadPolicies(s.tx, `org_id = ? AND id = ANY(?::uuid[])`, orgID, database.UUIDArray(need))
 	if err != nil {
 		return err
 	}
@@ -278,7 +279,7 @@ func (s *syncer) loadOrg(orgID uuid.UUID, ids []uuid.UUID) error {
 			need = append(need, id)
 		}
 	}
-	ps, err := loadPolicies(s.tx, `org_id = ? AND (is_active OR id = ANY(?::uuid[]))`, orgID, uuidArray(need))
+	ps, err := loadPolicies(s.tx, `org_id = ? AND (is_active OR id = ANY(?::uuid[]))`, orgID, database.UUIDArray(need))
 	if err != nil {
 		return err
 	}
@@ -460,7 +461,7 @@ func StartAll(ctx context.Context, db *gorm.DB, orgID uuid.UUID, ticketIDs []uui
 // syncTickets reads (and with lock locks, in id order) the organisation's
 // tickets ids, reads the policies they need in one go and syncs them.
 func (s *syncer) syncTickets(orgID uuid.UUID, ids []uuid.UUID, lock bool, reason Reason) ([]pipeline.Event, error) {
-	rows, err := loadTickets(s.tx, lock, `t.org_id = ? AND t.id = ANY(?::uuid[]) ORDER BY t.id`, orgID, uuidArray(ids))
+	rows, err := loadTickets(s.tx, lock, `t.org_id = ? AND t.id = ANY(?::uuid[]) ORDER BY t.id`, orgID, database.UUIDArray(ids))
 	if err != nil || len(rows) == 0 {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -89,7 +88,7 @@ func loadPolicies(db *gorm.DB, where string, args ...any) ([]*Policy, error) {
 		Target
 	}
 	err := db.Raw(`SELECT policy_id, priority, first_response_minutes, resolution_minutes FROM sla_targets
-		WHERE policy_id = ANY(?::uuid[]) ORDER BY policy_id, array_position(ARRAY['critical','high','medium','low'], priority)`, uuidArray(ids)).
+		WHERE policy_id = ANY(?::uuid[]) ORDER BY policy_id, array_position(ARRAY['critical','high','medium','low'], priority)`, database.UUIDArray(ids)).
 		Scan(&targets).Error
 	if err != nil {
 		return nil, fmt.Errorf("sla: load targets: %w", err)
@@ -162,23 +161,6 @@ func pick(ps []*Policy, service *uuid.UUID, pr models.Priority) *Policy {
 		}
 	}
 	return best
-}
-
-// uuidArray renders ids as one PostgreSQL array parameter (cast it with
-// ?::uuid[]): one statement text whatever the number of ids, where gorm
-// would expand a slice into a list of parameters.
-func uuidArray(ids []uuid.UUID) string {
-	var b strings.Builder
-	b.Grow(2 + 37*len(ids))
-	b.WriteByte('{')
-	for i, id := range ids {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(id.String())
-	}
-	b.WriteByte('}')
-	return b.String()
 }
 
 // loadOrgCalendar reads the organisation's calendar settings.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/atumdesk/atumdesk/internal/audit"
 	"github.com/atumdesk/atumdesk/internal/businesstime"
+	"github.com/atumdesk/atumdesk/internal/database"
 	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
 )
@@ -90,7 +91,7 @@ func Pending(ctx context.Context, db *gorm.DB, orgID, ticketID uuid.UUID) (Plan,
 // escalations are read once each. A ticket not found has no entry.
 func PendingAll(ctx context.Context, db *gorm.DB, orgID uuid.UUID, ticketIDs []uuid.UUID) (map[uuid.UUID]Plan, error) {
 	s := newSyncer(ctx, db, time.Now())
-	rows, err := loadTickets(s.tx, false, `t.org_id = ? AND t.id = ANY(?::uuid[])`, orgID, uuidArray(ticketIDs))
+	rows, err := loadTickets(s.tx, false, `t.org_id = ? AND t.id = ANY(?::uuid[])`, orgID, database.UUIDArray(ticketIDs))
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +131,7 @@ func firedLevels(db *gorm.DB, ids []uuid.UUID) (map[uuid.UUID]levels, error) {
 		Target   models.SLAMetric
 		Level    int
 	}
-	err := db.Raw(`SELECT ticket_id, target, level FROM sla_escalations WHERE ticket_id = ANY(?::uuid[])`, uuidArray(ids)).
+	err := db.Raw(`SELECT ticket_id, target, level FROM sla_escalations WHERE ticket_id = ANY(?::uuid[])`, database.UUIDArray(ids)).
 		Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("sla: fired escalations: %w", err)

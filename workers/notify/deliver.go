@@ -165,7 +165,7 @@ func (h *Handler) insert(tx *gorm.DB, orgID uuid.UUID, cs []claimed) error {
 		// Written before (a run again, or a concurrent one): as they are.
 		var old []stored
 		err := tx.Raw(`SELECT id, message_id, status, created_at, event_id, recipient FROM notifications
-			WHERE org_id = ? AND event_id = ANY(?::uuid[])`, orgID, uuidArray(eventIDs)).Scan(&old).Error
+			WHERE org_id = ? AND event_id = ANY(?::uuid[])`, orgID, database.UUIDArray(eventIDs)).Scan(&old).Error
 		if err != nil {
 			return fmt.Errorf("notify: read notifications: %w", err)
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/atumdesk/atumdesk/internal/database"
 	slacore "github.com/atumdesk/atumdesk/internal/sla"
 	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
@@ -169,7 +170,7 @@ func (h *Handler) loadFacts(ctx context.Context, orgID uuid.UUID, evs []*pipelin
 			 WHERE n.org_id = t.org_id AND n.ticket_id = t.id AND n.kind = ?) AS acked_by,
 			(SELECT s.responded_at IS NOT NULL FROM csat_surveys s WHERE s.org_id = t.org_id AND s.ticket_id = t.id) AS csat_answered
 		FROM tickets t WHERE t.org_id = ? AND t.id = ANY(?::uuid[])`,
-		KindTicketReceived, orgID, uuidArray(ticketIDs)).Scan(&tickets).Error
+		KindTicketReceived, orgID, database.UUIDArray(ticketIDs)).Scan(&tickets).Error
 	if err != nil {
 		return nil, fmt.Errorf("notify: load tickets: %w", err)
 	}
@@ -192,7 +193,7 @@ func (h *Handler) loadFacts(ctx context.Context, orgID uuid.UUID, evs []*pipelin
 	if len(userIDs) > 0 {
 		var users []userRow
 		err := db.Raw(`SELECT `+userColumns+` FROM users WHERE org_id = ? AND id = ANY(?::uuid[])`,
-			orgID, uuidArray(userIDs)).Scan(&users).Error
+			orgID, database.UUIDArray(userIDs)).Scan(&users).Error
 		if err != nil {
 			return nil, fmt.Errorf("notify: load requesters: %w", err)
 		}
@@ -205,7 +206,7 @@ func (h *Handler) loadFacts(ctx context.Context, orgID uuid.UUID, evs []*pipelin
 		err := db.Raw(`SELECT c.id, c.ticket_id, c.content, c.content_html, c.is_internal, c.author_id,
 				u.name AS author_name, u.role AS author_role
 			FROM comments c LEFT JOIN users u ON u.org_id = c.org_id AND u.id = c.author_id
-			WHERE c.org_id = ? AND c.id = ANY(?::uuid[])`, orgID, uuidArray(commentIDs)).Scan(&comments).Error
+			WHERE c.org_id = ? AND c.id = ANY(?::uuid[])`, orgID, database.UUIDArray(commentIDs)).Scan(&comments).Error
 		if err != nil {
 			return nil, fmt.Errorf("notify: load comments: %w", err)
 		}
@@ -214,21 +215,6 @@ func (h *Handler) loadFacts(ctx context.Context, orgID uuid.UUID, evs []*pipelin
 		}
 	}
 	return f, nil
-}
-
-// uuidArray is ids as a PostgreSQL array literal, for ?::uuid[] (one
-// statement text whatever the number of ids).
-func uuidArray(ids []uuid.UUID) string {
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, id := range ids {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(id.String())
-	}
-	b.WriteByte('}')
-	return b.String()
 }
 
 // plan decides what ev calls for, from f; nil when no mail at all.

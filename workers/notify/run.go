@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	gomail "github.com/wneessen/go-mail"
 
+	"github.com/atumdesk/atumdesk/internal/database"
 	"github.com/atumdesk/atumdesk/pipeline"
 )
 
@@ -149,7 +150,7 @@ func (h *Handler) loadEvents(ctx context.Context, orgID uuid.UUID, events []pipe
 		EventID uuid.UUID
 		Payload []byte
 	}
-	err := h.db.WithContext(ctx).Raw(`SELECT event_id, payload FROM outbox WHERE event_id = ANY(?::uuid[])`, uuidArray(ids)).
+	err := h.db.WithContext(ctx).Raw(`SELECT event_id, payload FROM outbox WHERE event_id = ANY(?::uuid[])`, database.UUIDArray(ids)).
 		Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("notify: read events: %w", err)
