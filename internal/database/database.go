@@ -96,3 +96,14 @@ func Classify(err error) error {
 	}
 	return apperr.Wrap(apperr.Internal, "Database error.", err)
 }
+
+// Unavailable reports whether err means the database cannot be reached (so
+// a batch is better retried whole later). A deadlock or serialisation
+// failure is not: the work can go on, e.g. one item at a time.
+func Unavailable(err error) bool {
+	switch SQLState(err) {
+	case "40001", "40P01":
+		return false
+	}
+	return apperr.IsKind(Classify(err), apperr.Unavailable)
+}

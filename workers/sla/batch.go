@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/atumdesk/atumdesk/internal/apperr"
 	"github.com/atumdesk/atumdesk/internal/database"
 	slacore "github.com/atumdesk/atumdesk/internal/sla"
 	"github.com/atumdesk/atumdesk/pipeline"
@@ -31,7 +30,7 @@ func (h *Handler) ProcessBatch(ctx context.Context, events []pipeline.TaskPayloa
 	if err == nil {
 		return failed, nil
 	}
-	if unavailable(err) {
+	if database.Unavailable(err) {
 		return nil, err
 	}
 	h.log.WarnContext(ctx, "sla: batch failed; running its events one by one", "events", len(events), "err", err)
@@ -45,17 +44,6 @@ func (h *Handler) ProcessBatch(ctx context.Context, events []pipeline.TaskPayloa
 		}
 	}
 	return failed, nil
-}
-
-// unavailable reports whether err means the database is gone or
-// restarting. A deadlock or serialization failure is not: run one by one
-// the events take fewer locks at once.
-func unavailable(err error) bool {
-	switch database.SQLState(err) {
-	case "40001", "40P01":
-		return false
-	}
-	return apperr.IsKind(database.Classify(err), apperr.Unavailable)
 }
 
 // run does what the events need, as a batch: err fails them all, failed
