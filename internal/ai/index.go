@@ -1,6 +1,7 @@
 package ai
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/atumdesk/atumdesk/internal/ai/vecindex"
+	"github.com/atumdesk/atumdesk/internal/database"
 	"github.com/atumdesk/atumdesk/models"
 	"github.com/atumdesk/atumdesk/pipeline"
 )
@@ -25,16 +27,67 @@ import (
 // has no such ticket (as an UPDATE of a missing row would), without failing
 // the transaction. It reports whether a row was written.
 func StoreVector(ctx context.Context, tx *gorm.DB, orgID, ticketID uuid.UUID, model string, vec []float32) (bool, error) {
+	n, err := StoreVectors(ctx, tx, orgID, []TicketVector{{TicketID: ticketID, Model: model, Vec: vec}})
+	return n > 0, err
+}
+
+// TicketVector is one ticket's vector and the model that made it.
+type TicketVector struct {
+	TicketID uuid.UUID
+	Model    string
+	Vec      []float32
+}
+
+// StoreVectors is StoreVector for several tickets of one organisation in
+// one statement. A ticket given twice keeps its last vector. It returns how
+// many rows were written.
+func StoreVectors(ctx context.Context, tx *gorm.DB, orgID uuid.UUID, vecs []TicketVector) (int64, error) {
+	// The vectors travel as one bytea (a copy each way, no text rendering),
+	// each row naming its slice of it; the rest as one JSON parameter.
+	type row struct {
+		TicketID uuid.UUID `json:"ticket_id"`
+		Model    string    `json:"model"`
+		Off      int       `json:"off"` // in bytes, from 1 as substring counts
+		Len      int       `json:"len"`
+	}
+	last := make(map[uuid.UUID]int, len(vecs))
+	for i, v := range vecs {
+		last[v.TicketID] = i // an upsert may not touch a row twice
+	}
+	rows := make([]row, 0, len(last))
+	var all models.Vector
+	for i, v := range vecs {
+		if last[v.TicketID] != i {
+			continue
+		}
+		rows = append(rows, row{TicketID: v.TicketID, Model: v.Model, Off: 4*len(all) + 1, Len: 4 * len(v.Vec)})
+		all = append(all, v.Vec...)
+	}
+	if len(rows) == 0 {
+		return 0, nil
+	}
+	param, err := json.Marshal(rows)
+	if err != nil {
+		return 0, fmt.Errorf("ai: store vectors: %w", err)
+	}
+	// The id array tells the planner how few tickets are meant (it counts
+	// a function over JSON as 100 rows).
+	ids := make([]uuid.UUID, len(rows))
+	for i, r := range rows {
+		ids[i] = r.TicketID
+	}
 	res := tx.WithContext(ctx).Exec(`INSERT INTO ticket_embeddings (ticket_id, org_id, model, embedding)
-		SELECT t.id, t.org_id, ?, ? FROM tickets t WHERE t.org_id = ? AND t.id = ?
+		SELECT t.id, t.org_id, v.model, substring(?::bytea FROM v.off FOR v.len)
+		FROM jsonb_to_recordset(?::jsonb) AS v(ticket_id uuid, model text, off int, len int)
+		JOIN tickets t ON t.org_id = ? AND t.id = ANY(?::uuid[]) AND t.id = v.ticket_id
 		ON CONFLICT (ticket_id) DO UPDATE SET model = excluded.model, embedding = excluded.embedding, updated_at = now()
 		WHERE ticket_embeddings.org_id = excluded.org_id
 			AND (ticket_embeddings.model, ticket_embeddings.embedding) IS DISTINCT FROM (excluded.model, excluded.embedding)`,
-		model, models.Vector(vec), orgID, ticketID)
+		all, string(param), orgID, database.UUIDArray(ids))
 	if res.Error != nil {
-		return false, fmt.Errorf("ai: store vector of %s: %w", ticketID, res.Error)
+		return 0, fmt.Errorf("ai: store %d vector(s): %w", len(rows), res.Error)
 	}
-	return res.RowsAffected > 0, nil
+	return res.RowsAffected, nil
 }
 
 // partState tracks whether a partition has been loaded from PostgreSQL.
@@ -147,21 +200,36 @@ func (s *Service) IndexTicket(_ context.Context, orgID, ticketID uuid.UUID, mode
 	}
 }
 
-// indexFromDB re-reads one ticket's stored vector into the index.
-func (s *Service) indexFromDB(ctx context.Context, orgID, ticketID uuid.UUID) error {
-	var row struct {
+// vectorRef names a stored vector: a ticket of an organisation.
+type vectorRef struct {
+	OrgID, TicketID uuid.UUID
+}
+
+// indexFromDB re-reads the stored vectors of refs into the index, in one
+// query.
+func (s *Service) indexFromDB(ctx context.Context, refs []vectorRef) error {
+	orgs, tickets := make([]uuid.UUID, len(refs)), make([]uuid.UUID, len(refs))
+	for i, r := range refs {
+		orgs[i], tickets[i] = r.OrgID, r.TicketID
+	}
+	var rows []struct {
+		OrgID     uuid.UUID
+		TicketID  uuid.UUID
 		Model     string
 		Embedding models.Vector
 	}
-	err := s.db.WithContext(ctx).Raw(`SELECT model, embedding FROM ticket_embeddings WHERE org_id = ? AND ticket_id = ?`,
-		orgID, ticketID).Scan(&row).Error
+	err := s.db.WithContext(ctx).Raw(`SELECT e.org_id, e.ticket_id, e.model, e.embedding
+		FROM unnest(?::uuid[], ?::uuid[]) AS q(org_id, ticket_id)
+		JOIN ticket_embeddings e ON e.ticket_id = q.ticket_id AND e.org_id = q.org_id`,
+		database.UUIDArray(orgs), database.UUIDArray(tickets)).Scan(&rows).Error
 	if err != nil {
-		return fmt.Errorf("ai: read vector of %s: %w", ticketID, err)
+		return fmt.Errorf("ai: read %d vector(s): %w", len(refs), err)
 	}
-	if row.Model == "" || len(row.Embedding) == 0 {
-		return nil
+	for _, r := range rows {
+		if r.Model != "" && len(r.Embedding) > 0 {
+			s.IndexTicket(ctx, r.OrgID, r.TicketID, r.Model, r.Embedding)
+		}
 	}
-	s.IndexTicket(ctx, orgID, ticketID, row.Model, row.Embedding)
 	return nil
 }
 
@@ -177,8 +245,8 @@ type SyncConfig struct {
 // RunIndexSync keeps this process's index in step with the embed stages
 // of every process: it reads the events topic (every partition, no
 // consumer group, nothing committed: every replica sees every event) and
-// re-reads the vector of each ticket.embedded event. It returns when ctx
-// ends.
+// re-reads the vectors of the ticket.embedded events, one query per batch
+// of a partition's events. It returns when ctx ends.
 func (s *Service) RunIndexSync(ctx context.Context, cfg SyncConfig) error {
 	if len(cfg.Brokers) == 0 {
 		return errors.New("ai: index sync: no Kafka brokers")
@@ -215,6 +283,15 @@ func (s *Service) RunIndexSync(ctx context.Context, cfg SyncConfig) error {
 	return nil
 }
 
+// Index sync takes a partition's events in batches of up to syncBatch,
+// waiting at most syncGather for more after the first, so the
+// ticket.embedded events of a burst cost one vector query per batch, not
+// one each. The wait only delays other replicas' indexes a little.
+const (
+	syncBatch  = 256
+	syncGather = 20 * time.Millisecond
+)
+
 func (s *Service) tailPartition(ctx context.Context, cfg SyncConfig, dialer *kafka.Dialer, part int, since time.Time) {
 	log := s.log.With("component", "ai-index-sync", "partition", part)
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cfg.Brokers, Topic: cfg.Topic, Partition: part, Dialer: dialer,
@@ -224,6 +301,7 @@ func (s *Service) tailPartition(ctx context.Context, cfg SyncConfig, dialer *kaf
 		log.Warn("ai: index sync: cannot seek; reading from the end", "err", err)
 		_ = r.SetOffset(kafka.LastOffset)
 	}
+	batch := make([][]byte, 0, syncBatch)
 	for attempt := 0; ; {
 		m, err := r.ReadMessage(ctx)
 		if err != nil {
@@ -240,32 +318,62 @@ func (s *Service) tailPartition(ctx context.Context, cfg SyncConfig, dialer *kaf
 			continue
 		}
 		attempt = 0
-		s.applyEvent(ctx, log, m.Value)
+		batch = append(batch[:0], m.Value)
+		gather, cancel := context.WithTimeout(ctx, syncGather)
+		for len(batch) < syncBatch {
+			// The short wait being over, or a failed read, ends the batch.
+			m, err := r.ReadMessage(gather)
+			if err != nil {
+				if gather.Err() == nil {
+					log.Warn("ai: index sync: kafka read failed", "err", err)
+				}
+				break
+			}
+			batch = append(batch, m.Value)
+		}
+		cancel()
+		s.applyEvents(ctx, log, batch)
 	}
 }
 
-func (s *Service) applyEvent(ctx context.Context, log *slog.Logger, value []byte) {
-	var ev pipeline.Event
-	if err := json.Unmarshal(value, &ev); err != nil || ev.Type != EventEmbedded {
-		return
+// embeddedType is looked for in an event's bytes before it is decoded:
+// most events on the topic are of other types.
+var embeddedType = []byte(EventEmbedded)
+
+// applyEvents indexes the vectors of the ticket.embedded events among
+// values whose partitions this process has loaded (the others are read
+// when loaded).
+func (s *Service) applyEvents(ctx context.Context, log *slog.Logger, values [][]byte) {
+	var refs []vectorRef
+	for _, value := range values {
+		if !bytes.Contains(value, embeddedType) {
+			continue
+		}
+		var ev pipeline.Event
+		if err := json.Unmarshal(value, &ev); err != nil || ev.Type != EventEmbedded {
+			continue
+		}
+		var data struct {
+			Model string `json:"embedding_model"`
+		}
+		_ = json.Unmarshal(ev.Data, &data)
+		ps := s.partState(vecindex.Key{Org: ev.OrgID, Model: data.Model})
+		ps.mu.Lock()
+		loaded := ps.loaded
+		ps.mu.Unlock()
+		if loaded {
+			refs = append(refs, vectorRef{OrgID: ev.OrgID, TicketID: ev.TicketID})
+		}
 	}
-	var data struct {
-		Model string `json:"embedding_model"`
-	}
-	_ = json.Unmarshal(ev.Data, &data)
-	ps := s.partState(vecindex.Key{Org: ev.OrgID, Model: data.Model})
-	ps.mu.Lock()
-	loaded := ps.loaded
-	ps.mu.Unlock()
-	if !loaded {
+	if len(refs) == 0 {
 		return
 	}
 	for attempt := 1; attempt <= 3; attempt++ {
-		err := s.indexFromDB(ctx, ev.OrgID, ev.TicketID)
+		err := s.indexFromDB(ctx, refs)
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		log.Warn("ai: index sync: re-reading a vector failed", "ticket_id", ev.TicketID, "err", err, "attempt", attempt)
+		log.Warn("ai: index sync: re-reading vectors failed", "vectors", len(refs), "err", err, "attempt", attempt)
 		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"gorm.io/gorm"
 
@@ -196,4 +197,60 @@ func TestOllamaStoppedMidRunFallsBack(t *testing.T) {
 	require.EqualValues(t, 1, aitest.Counter(t, reg, "atumdesk_ai_fallbacks_total", map[string]string{"op": "triage", "reason": "unreachable"}))
 	require.EqualValues(t, 1, aitest.Counter(t, reg, "atumdesk_ai_fallbacks_total", map[string]string{"op": "embed", "reason": "unreachable"}))
 	require.EqualValues(t, 1, aitest.Counter(t, reg, "atumdesk_ai_requests_total", map[string]string{"provider": "ollama", "op": "triage", "outcome": "ok"}))
+}
+
+// inFlight counts the requests to Ollama under way, and the most at once.
+type inFlight struct {
+	mu       sync.Mutex
+	now, max int
+}
+
+func (f *inFlight) RoundTrip(req *http.Request) (*http.Response, error) {
+	f.mu.Lock()
+	f.now++
+	f.max = max(f.max, f.now)
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.now--
+		f.mu.Unlock()
+	}()
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// A batch's tickets go to Ollama one call each, a few at a time, and
+// come back in their order.
+func TestOllamaBatchCallsOverlap(t *testing.T) {
+	srv := ollamatest.Shared(t)
+	db, _ := testenv.DB(t)
+	ctx := context.Background()
+	org := ollamaOrg(t, db)
+	flight := &inFlight{}
+	cfg := ollamaConfig(srv.URL, nil)
+	cfg.HTTPClient = &http.Client{Transport: flight}
+	svc, reg := newService(t, db, func(c *ai.Config) { c.Ollama = cfg })
+	var ts []ai.Ticket
+	for _, subject := range []string{"VPN", "Invoice wrong", "Password", "Printer", "Refund", "Wifi", "Login", "Outage"} {
+		ts = append(ts, ai.Ticket{ID: uuid.Must(uuid.NewV7()), OrgID: org.ID, Subject: subject, Body: "Please help."})
+	}
+	sugs, err := svc.TriageAll(ctx, ts)
+	require.NoError(t, err)
+	require.Len(t, sugs, len(ts))
+	for _, s := range sugs {
+		require.Equal(t, ai.ProviderOllama, s.Provider, srv.Log())
+	}
+	vecs, err := svc.EmbedAll(ctx, ts)
+	require.NoError(t, err)
+	for i, v := range vecs {
+		require.Equal(t, ts[i].ID, v.TicketID)
+		require.Equal(t, "ollama:"+ollamatest.ModelName, v.Model)
+		require.Len(t, v.Vec, 64)
+		one, _, err := svc.Embed(ctx, ts[i])
+		require.NoError(t, err)
+		require.InDeltaSlice(t, one, v.Vec, 1e-4, "ticket %d: its own vector", i)
+	}
+	require.Greater(t, flight.max, 1, "calls overlap")
+	require.LessOrEqual(t, flight.max, 4, "a few at a time")
+	require.Zero(t, aitest.Counter(t, reg, "atumdesk_ai_fallbacks_total", nil))
+	require.EqualValues(t, len(ts), aitest.Counter(t, reg, "atumdesk_ai_requests_total", map[string]string{"provider": "ollama", "op": "triage", "outcome": "ok"}))
 }

@@ -264,6 +264,80 @@ func (s *Service) Embed(ctx context.Context, t Ticket) ([]float32, string, error
 	return vec, model, err
 }
 
+// ollamaConcurrency is how many calls of one batch (TriageAll, EmbedAll)
+// wait on Ollama at once: a few overlap the HTTP round trips and the
+// server's queueing; more would only queue in the server
+// (OLLAMA_NUM_PARALLEL), eating into each call's timeout.
+const ollamaConcurrency = 4
+
+// TriageAll is Triage for tickets of one organisation, in their order:
+// one call per ticket, as Triage makes it (with its fallback), a few at a
+// time when they go to Ollama.
+func (s *Service) TriageAll(ctx context.Context, ts []Ticket) ([]Suggestion, error) {
+	out := make([]Suggestion, len(ts))
+	err := s.forEach(ctx, ts, func(i int) error {
+		var err error
+		out[i], err = s.Triage(ctx, ts[i])
+		return err
+	})
+	return out, err
+}
+
+// EmbedAll is Embed for tickets of one organisation, in their order, as
+// TriageAll is Triage.
+func (s *Service) EmbedAll(ctx context.Context, ts []Ticket) ([]TicketVector, error) {
+	out := make([]TicketVector, len(ts))
+	err := s.forEach(ctx, ts, func(i int) error {
+		vec, model, err := s.Embed(ctx, ts[i])
+		out[i] = TicketVector{TicketID: ts[i].ID, Model: model, Vec: vec}
+		return err
+	})
+	return out, err
+}
+
+// forEach runs fn for each index of ts: one after another with the
+// built-in provider (pure Go: the worker pool is the parallelism),
+// ollamaConcurrency at a time with Ollama (waiting on the server). It
+// returns the first error.
+func (s *Service) forEach(ctx context.Context, ts []Ticket, fn func(i int) error) error {
+	if len(ts) == 0 {
+		return nil
+	}
+	st, _, err := s.Org(ctx, ts[0].OrgID)
+	if err != nil {
+		return err
+	}
+	if p, _ := s.providerFor(st); p.Name() == ProviderBuiltin || len(ts) == 1 {
+		for i := range ts {
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	errs := make([]error, len(ts))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range min(len(ts), ollamaConcurrency) {
+		wg.Go(func() {
+			for i := range work {
+				errs[i] = fn(i)
+			}
+		})
+	}
+	for i := range ts {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // WriteDraft writes a reply draft with the organisation's provider.
 func (s *Service) WriteDraft(ctx context.Context, orgID uuid.UUID, in DraftInput) (Draft, error) {
 	st, _, err := s.Org(ctx, orgID)

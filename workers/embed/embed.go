@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
 	"gorm.io/gorm"
 
@@ -56,61 +55,11 @@ type Result struct {
 	Dims             int
 }
 
-// Process embeds the ticket of p. The vector is computed outside the
-// transaction; the stored row, the inbox entry and the event commit
-// together.
+// Process embeds the ticket of p: a batch of one (see run).
 func (h *Handler) Process(ctx context.Context, p pipeline.TaskPayload) (Result, error) {
-	var res Result
-	var done bool
-	if err := h.db.WithContext(ctx).Raw(`SELECT EXISTS (SELECT 1 FROM processed_events WHERE consumer = ? AND event_id = ?)`,
-		Consumer, p.EventID).Scan(&done).Error; err != nil {
-		return res, fmt.Errorf("embed: inbox: %w", err)
-	}
-	if done {
-		return Result{AlreadyProcessed: true}, nil
-	}
-	var t struct {
-		ID          uuid.UUID
-		Number      int64
-		Subject     string
-		Description string
-		RequesterID uuid.UUID
-	}
-	if err := h.db.WithContext(ctx).Raw(`SELECT id, number, subject, description, requester_id FROM tickets WHERE org_id = ? AND id = ?`,
-		p.OrgID, p.TicketID).Scan(&t).Error; err != nil {
-		return res, fmt.Errorf("embed: load ticket %s: %w", p.TicketID, err)
-	}
-	if t.ID == uuid.Nil {
-		h.log.WarnContext(ctx, "embed: ticket not found; nothing to do", "ticket_id", p.TicketID, "org_id", p.OrgID)
-		return res, nil
-	}
-	vec, model, err := h.ai.Embed(ctx, ai.Ticket{ID: t.ID, OrgID: p.OrgID, Subject: t.Subject, Body: t.Description})
+	res, err := h.run(ctx, []pipeline.TaskPayload{p})
 	if err != nil {
-		return res, err
+		return Result{}, err
 	}
-	err = h.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res = Result{Model: model, Dims: len(vec)}
-		ins := tx.Exec(`INSERT INTO processed_events (consumer, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, Consumer, p.EventID)
-		if ins.Error != nil {
-			return fmt.Errorf("embed: inbox: %w", ins.Error)
-		}
-		if ins.RowsAffected == 0 {
-			res.AlreadyProcessed = true
-			return nil
-		}
-		if _, err := ai.StoreVector(ctx, tx, p.OrgID, t.ID, model, vec); err != nil {
-			return fmt.Errorf("embed: %w", err)
-		}
-		ev, err := pipeline.NewEvent(ai.EventEmbedded, pipeline.TicketRef{OrgID: p.OrgID, TicketID: t.ID, RequesterID: t.RequesterID},
-			nil, pipeline.AudienceStaff, map[string]any{"number": t.Number, "embedding_model": model, "dims": len(vec)})
-		if err != nil {
-			return err
-		}
-		return pipeline.EmitEvents(ctx, tx, ev)
-	})
-	if err != nil || res.AlreadyProcessed {
-		return res, err
-	}
-	h.ai.IndexTicket(ctx, p.OrgID, t.ID, model, vec)
-	return res, nil
+	return res[0], nil
 }
