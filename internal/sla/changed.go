@@ -39,22 +39,3 @@ func ChangedEvents(ctx context.Context, db *gorm.DB, eventIDs []uuid.UUID) (map[
 	}
 	return out, nil
 }
-
-// FirstSeen records, in one statement, that consumer has handled the
-// events ids (processed_events), and returns those it had not before.
-func FirstSeen(ctx context.Context, db *gorm.DB, consumer string, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
-	out := map[uuid.UUID]bool{}
-	if len(ids) == 0 {
-		return out, nil
-	}
-	var rows []struct{ EventID uuid.UUID }
-	err := db.WithContext(ctx).Raw(`INSERT INTO processed_events (consumer, event_id) SELECT ?, unnest(?::uuid[])
-		ON CONFLICT DO NOTHING RETURNING event_id`, consumer, database.UUIDArray(ids)).Scan(&rows).Error
-	if err != nil {
-		return nil, fmt.Errorf("sla: inbox: %w", err)
-	}
-	for _, r := range rows {
-		out[r.EventID] = true
-	}
-	return out, nil
-}

@@ -121,7 +121,11 @@ func before(at time.Time, id uuid.UUID, at2 time.Time, id2 uuid.UUID) bool {
 // (their tickets' creation order), which a fallback repeats.
 func (h *Handler) run(ctx context.Context, tx *gorm.DB, org uuid.UUID, events []pipeline.TaskPayload) ([]Result, []int, error) {
 	results := make([]Result, len(events))
-	fresh, err := inbox(tx, events)
+	ids := make([]uuid.UUID, len(events))
+	for i, p := range events {
+		ids[i] = p.EventID
+	}
+	fresh, err := pipeline.MarkProcessed(ctx, tx, Consumer, ids)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -217,26 +221,6 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// inbox records the events in processed_events and returns those that
-// were not there yet.
-func inbox(tx *gorm.DB, events []pipeline.TaskPayload) (map[uuid.UUID]bool, error) {
-	ids := make([]uuid.UUID, len(events))
-	for i, p := range events {
-		ids[i] = p.EventID
-	}
-	var fresh []uuid.UUID
-	err := tx.Raw(`INSERT INTO processed_events (consumer, event_id) SELECT ?, unnest(?::uuid[])
-		ON CONFLICT DO NOTHING RETURNING event_id`, Consumer, database.UUIDArray(ids)).Scan(&fresh).Error
-	if err != nil {
-		return nil, fmt.Errorf("dedup: inbox: %w", err)
-	}
-	set := make(map[uuid.UUID]bool, len(fresh))
-	for _, id := range fresh {
-		set[id] = true
-	}
-	return set, nil
 }
 
 // lockTickets loads and locks the tickets (in id order, so two batches

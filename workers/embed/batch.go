@@ -105,7 +105,7 @@ func (h *Handler) run(ctx context.Context, events []pipeline.TaskPayload) ([]Res
 		for k, i := range todo {
 			ids[k] = events[i].EventID
 		}
-		fresh, err := inbox(tx, ids)
+		fresh, err := pipeline.MarkProcessed(ctx, tx, Consumer, ids)
 		if err != nil {
 			return err
 		}
@@ -173,20 +173,4 @@ func pending(ctx context.Context, db *gorm.DB, orgID uuid.UUID, events []pipelin
 		return nil, fmt.Errorf("embed: load tickets: %d rows for %d events", len(rows), len(events))
 	}
 	return rows, nil
-}
-
-// inbox records the events as processed by this stage and returns those
-// that were not before.
-func inbox(tx *gorm.DB, ids []uuid.UUID) (map[uuid.UUID]bool, error) {
-	var fresh []uuid.UUID
-	err := tx.Raw(`INSERT INTO processed_events (consumer, event_id) SELECT ?, unnest(?::uuid[])
-		ON CONFLICT DO NOTHING RETURNING event_id`, Consumer, database.UUIDArray(ids)).Scan(&fresh).Error
-	if err != nil {
-		return nil, fmt.Errorf("embed: inbox: %w", err)
-	}
-	set := make(map[uuid.UUID]bool, len(fresh))
-	for _, id := range fresh {
-		set[id] = true
-	}
-	return set, nil
 }

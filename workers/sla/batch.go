@@ -138,7 +138,7 @@ func (h *Handler) changed(ctx context.Context, orgID uuid.UUID, events []pipelin
 			}
 		}
 	}
-	first, err := slacore.FirstSeen(ctx, h.db, Consumer, met)
+	first, err := pipeline.MarkProcessed(ctx, h.db, Consumer, met)
 	if err != nil {
 		return nil, err
 	}
