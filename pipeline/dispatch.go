@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
@@ -16,6 +17,9 @@ import (
 
 // DispatchGroup is the consumer group of the dispatcher on TopicEvents.
 const DispatchGroup = "atumdesk-dispatch"
+
+// BatchEventTimeout is what each event adds to a batch task's timeout.
+const BatchEventTimeout = 15 * time.Second
 
 // DispatcherConfig configures RunDispatcher. Zero values get the defaults noted.
 type DispatcherConfig struct {
@@ -171,8 +175,15 @@ func (d *dispatcher) enqueue(ctx context.Context, t stageTask) error {
 		p := t.events[0]
 		return EnqueueStageTask(ctx, d.client, t.stage, t.stage.TaskID(p.EventID), p, d.cfg.Task)
 	}
+	// A batch's run may take as long as its events one by one would
+	// (triage and embed ask an AI provider per ticket; a slow Ollama must
+	// not make a whole batch time out and start over): the one-event
+	// timeout plus a share per event.
+	o := d.cfg.Task
+	o.defaults()
+	o.Timeout += time.Duration(len(t.events)) * BatchEventTimeout
 	return EnqueueStageTask(ctx, d.client, t.stage, t.stage.BatchTaskID(t.events),
-		BatchPayload{OrgID: t.events[0].OrgID, Events: t.events}, d.cfg.Task)
+		BatchPayload{OrgID: t.events[0].OrgID, Events: t.events}, o)
 }
 
 func headerValue(m kafka.Message, key string) string {

@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
@@ -20,6 +22,12 @@ func MarkProcessed(ctx context.Context, tx *gorm.DB, consumer string, ids []uuid
 	if len(ids) == 0 {
 		return fresh, nil
 	}
+	// Sorted and unique: two overlapping batches (a redelivery cut
+	// differently, a retry beside a handed-on event) take the unique
+	// index's locks in the same order and cannot deadlock.
+	ids = slices.Clone(ids)
+	slices.SortFunc(ids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	ids = slices.Compact(ids)
 	var rows []uuid.UUID
 	err := tx.WithContext(ctx).Raw(`INSERT INTO processed_events (consumer, event_id) SELECT ?, unnest(?::uuid[])
 		ON CONFLICT DO NOTHING RETURNING event_id`, consumer, database.UUIDArray(ids)).Scan(&rows).Error

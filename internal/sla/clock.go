@@ -84,7 +84,7 @@ func loadTickets(db *gorm.DB, lock bool, where string, args ...any) ([]*ticketRo
 	q := `SELECT ` + ticketColumns + ` FROM tickets t JOIN organizations o ON o.id = t.org_id
 		LEFT JOIN sla_policies p ON p.org_id = t.org_id AND p.id = t.sla_policy_id WHERE ` + where
 	if lock {
-		q += ` FOR UPDATE OF t`
+		q += ` FOR NO KEY UPDATE OF t`
 	}
 	var rows []*ticketRow
 	if err := db.Raw(q, args...).Scan(&rows).Error; err != nil {

@@ -45,15 +45,12 @@ ALTER TABLE tickets DROP COLUMN embedding, DROP COLUMN embedding_model;
 -- compared whole, machine columns blanked, so a column added later counts
 -- as a human change unless it is added here. (Measured per call: ~8 µs for
 -- a one-line ticket, ~14 µs for 1 KB of text; to_jsonb(OLD/NEW) minus the
--- keys cost 50-250 µs, mostly rendering search.) Caveat: with any BEFORE
--- UPDATE trigger, PostgreSQL 15 recomputes the stored search on every
--- UPDATE; where search sits in TOAST (descriptions of ~800 characters and
--- more) the fresh value differs from the stored pointer, so such tickets
--- still get non-HOT updates.
+-- keys cost 50-250 µs, mostly rendering search.)
 -- search is maintained by a column trigger instead of GENERATED ... STORED
--- (PostgreSQL recomputes a stored generated column on every UPDATE of a
--- table with a BEFORE UPDATE trigger: 100 µs for 1 KB of text, and a
--- TOASTed value never compares equal, so no update was HOT), so an UPDATE that does not touch subject or
+-- (PostgreSQL 15 recomputes a stored generated column on every UPDATE of a
+-- table with a BEFORE UPDATE trigger: 100 µs for 1 KB of text, and where
+-- search sits in TOAST, from ~800 characters, the fresh value never
+-- compares equal, so no update of such a ticket was HOT), so an UPDATE that does not touch subject or
 -- description neither recomputes it nor rewrites it.
 ALTER TABLE tickets ALTER COLUMN search DROP EXPRESSION;
 -- +goose StatementBegin

@@ -233,7 +233,7 @@ func lockTickets(tx *gorm.DB, org uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]*ti
 	}
 	var rows []ticketRow
 	err := tx.Raw(`SELECT id, org_id, number, subject, description, status, requester_id, source_message_id, is_duplicate_of, created_at
-		FROM tickets WHERE org_id = ? AND id = ANY(?::uuid[]) ORDER BY id FOR UPDATE`, org, database.UUIDArray(ids)).Scan(&rows).Error
+		FROM tickets WHERE org_id = ? AND id = ANY(?::uuid[]) ORDER BY id FOR NO KEY UPDATE`, org, database.UUIDArray(ids)).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("dedup: load %d ticket(s): %w", len(ids), err)
 	}

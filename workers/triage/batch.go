@@ -209,7 +209,7 @@ func lockTickets(tx *gorm.DB, orgID uuid.UUID, ids []uuid.UUID) (map[uuid.UUID]*
 	}
 	var rows []ticketRow
 	err := tx.Raw(`SELECT `+ticketColumns+` FROM tickets t WHERE t.org_id = ? AND t.id = ANY(?::uuid[])
-		ORDER BY t.id FOR UPDATE`, orgID, database.UUIDArray(ids)).Scan(&rows).Error
+		ORDER BY t.id FOR NO KEY UPDATE`, orgID, database.UUIDArray(ids)).Scan(&rows).Error
 	if err != nil {
 		return nil, fmt.Errorf("triage: lock %d ticket(s): %w", len(ids), err)
 	}
