@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/hibiken/asynq"
+
+	"github.com/atumdesk/atumdesk/internal/database"
 )
 
 // TaskPayload is what a stage task carries for one event: enough to find
@@ -155,4 +157,23 @@ func EnqueueStageTask(ctx context.Context, client *asynq.Client, s Stage, id str
 		return fmt.Errorf("enqueue %s task %s: %w", s.TaskType, id, err)
 	}
 	return nil
+}
+
+// OneByOne is a stage's fallback when a batch transaction failed: each
+// event through process (the stage's one-event path), the failures by
+// index. A database that cannot be reached, or ctx ending, fails the whole
+// batch instead (it is retried later; what was done is a no-op then).
+func OneByOne(ctx context.Context, stage string, events []TaskPayload, process func(context.Context, TaskPayload) error) (map[int]error, error) {
+	failed := map[int]error{}
+	for i, p := range events {
+		err := process(ctx, p)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil || database.Unavailable(err):
+			return nil, fmt.Errorf("%s: event %s: %w", stage, p.EventID, err)
+		default:
+			failed[i] = err
+		}
+	}
+	return failed, nil
 }

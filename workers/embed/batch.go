@@ -39,16 +39,10 @@ func (h *Handler) ProcessBatch(ctx context.Context, events []pipeline.TaskPayloa
 
 // oneByOne runs each event through Process, returning the failures by index.
 func (h *Handler) oneByOne(ctx context.Context, events []pipeline.TaskPayload) (map[int]error, error) {
-	failed := map[int]error{}
-	for i, p := range events {
-		if _, err := h.Process(ctx, p); err != nil {
-			if ctx.Err() != nil || database.Unavailable(err) {
-				return nil, fmt.Errorf("embed: event %s: %w", p.EventID, err)
-			}
-			failed[i] = err
-		}
-	}
-	return failed, nil
+	return pipeline.OneByOne(ctx, "embed", events, func(ctx context.Context, p pipeline.TaskPayload) error {
+		_, err := h.Process(ctx, p)
+		return err
+	})
 }
 
 // ticketRow is what the stage reads of a ticket.

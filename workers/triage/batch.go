@@ -47,19 +47,13 @@ func (h *Handler) ProcessBatch(ctx context.Context, events []pipeline.TaskPayloa
 
 // oneByOne runs each event through Process, returning the failures by index.
 func (h *Handler) oneByOne(ctx context.Context, events []pipeline.TaskPayload) (map[int]error, error) {
-	failed := map[int]error{}
-	for i, p := range events {
+	return pipeline.OneByOne(ctx, "triage", events, func(ctx context.Context, p pipeline.TaskPayload) error {
 		res, err := h.Process(ctx, p)
-		switch {
-		case err == nil:
+		if err == nil {
 			h.logResult(ctx, p, res)
-		case ctx.Err() != nil || database.Unavailable(err):
-			return nil, fmt.Errorf("triage: event %s: %w", p.EventID, err)
-		default:
-			failed[i] = err
 		}
-	}
-	return failed, nil
+		return err
+	})
 }
 
 type ticketRow struct {
